@@ -1,0 +1,250 @@
+//! Typed configuration, read once at cold start.
+//!
+//! A missing or malformed variable stops start-up with a sentence that names it.
+
+use std::fmt;
+
+use axum::http::HeaderValue;
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub trait Source {
+    /// The raw value of `name`, if set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Source for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Start-up failed because of one variable; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong, as the end of a sentence.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The settings every function shares.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The core table (departments, agents, calls, transfers, event log): `TABLE_NAME`.
+    pub table_name: String,
+    /// HS256 key for bearer tokens: `JWT_SECRET` (at least 32 bytes).
+    pub jwt_secret: Secret,
+    /// Browser origins allowed by CORS: `CORS_ALLOWED_ORIGINS` (comma-separated).
+    pub cors_allowed_origins: Vec<HeaderValue>,
+    /// Region used for phone numbers typed without a country code: `DEFAULT_PHONE_REGION`.
+    pub default_phone_region: phonenumber::country::Id,
+    /// How long domain events stay in the event log: `EVENT_TTL_HOURS`.
+    pub event_ttl_hours: u32,
+    /// How long an `Idempotency-Key` is remembered: `IDEMPOTENCY_TTL_HOURS`.
+    pub idempotency_ttl_hours: u32,
+}
+
+/// The Vite dev and preview servers, allowed when `CORS_ALLOWED_ORIGINS` is unset.
+pub const DEFAULT_CORS_ORIGINS: &str =
+    "http://localhost:5173,http://127.0.0.1:5173,http://localhost:4173,http://127.0.0.1:4173";
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads the configuration from any source (tests pass a closure).
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let table_name = required(source, "TABLE_NAME")?;
+        if !(3..=255).contains(&table_name.len())
+            || !table_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(ConfigError::new(
+                "TABLE_NAME",
+                "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)",
+            ));
+        }
+        let jwt_secret = required(source, "JWT_SECRET")?;
+        if jwt_secret.len() < 32 {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "must be at least 32 bytes long",
+            ));
+        }
+        let origins = source
+            .get("CORS_ALLOWED_ORIGINS")
+            .unwrap_or_else(|| DEFAULT_CORS_ORIGINS.to_owned());
+        let cors_allowed_origins = parse_origins(&origins)?;
+        let region = source
+            .get("DEFAULT_PHONE_REGION")
+            .unwrap_or_else(|| "US".to_owned());
+        let default_phone_region = region.trim().to_ascii_uppercase().parse().map_err(|_| {
+            ConfigError::new(
+                "DEFAULT_PHONE_REGION",
+                format!("must be an ISO 3166 region code such as US or GB, not {region:?}"),
+            )
+        })?;
+        Ok(Self {
+            table_name,
+            jwt_secret: Secret::new(jwt_secret),
+            cors_allowed_origins,
+            default_phone_region,
+            event_ttl_hours: number(source, "EVENT_TTL_HOURS", 72, 1..=24 * 365)?,
+            idempotency_ttl_hours: number(source, "IDEMPOTENCY_TTL_HOURS", 24, 1..=24 * 30)?,
+        })
+    }
+}
+
+fn required(source: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
+    source
+        .get(name)
+        .ok_or_else(|| ConfigError::new(name, "is not set"))
+}
+
+fn number(
+    source: &dyn Source,
+    name: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = source.get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            name,
+            format!(
+                "must be a whole number from {} to {}, not {raw:?}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+fn parse_origins(raw: &str) -> Result<Vec<HeaderValue>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let well_formed = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/');
+            if !well_formed {
+                return Err(ConfigError::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("must list origins like https://app.example.com, not {origin:?}"),
+                ));
+            }
+            HeaderValue::from_str(origin).map_err(|_| {
+                ConfigError::new("CORS_ALLOWED_ORIGINS", format!("has a bad origin {origin:?}"))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn source(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = Config::from_source(&source(&[("JWT_SECRET", SECRET)])).unwrap_err();
+        assert_eq!(err.variable, "TABLE_NAME");
+        assert!(err.to_string().contains("TABLE_NAME is not set"));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let err = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", "short")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn defaults_apply_and_malformed_values_are_named() {
+        let cfg =
+            Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!(cfg.cors_allowed_origins.len(), 4);
+        assert_eq!(cfg.default_phone_region, phonenumber::country::Id::US);
+        assert_eq!(cfg.event_ttl_hours, 72);
+        assert!(!format!("{cfg:?}").contains(SECRET));
+
+        let err = Config::from_source(&source(&[
+            ("TABLE_NAME", "core"),
+            ("JWT_SECRET", SECRET),
+            ("EVENT_TTL_HOURS", "soon"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "EVENT_TTL_HOURS");
+        let err = Config::from_source(&source(&[
+            ("TABLE_NAME", "core"),
+            ("JWT_SECRET", SECRET),
+            ("DEFAULT_PHONE_REGION", "Narnia"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "DEFAULT_PHONE_REGION");
+        let err = Config::from_source(&source(&[
+            ("TABLE_NAME", "core"),
+            ("JWT_SECRET", SECRET),
+            ("CORS_ALLOWED_ORIGINS", "localhost:5173"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "CORS_ALLOWED_ORIGINS");
+    }
+}

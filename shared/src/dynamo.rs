@@ -1,0 +1,180 @@
+//! DynamoDB helpers: error mapping, transaction cancellation reasons, opaque cursors.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{ApiError, ApiResult};
+use crate::keys;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute value.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute value.
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Maps an SDK failure: throttling, timeouts and unreachable endpoints are 503 (retry),
+/// a transaction conflict is 409 (retry), anything else is a logged 500.
+pub fn sdk_error<E, R>(err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            ApiError::Unavailable(format!("dynamodb unreachable: {err:?}"))
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            match code {
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable" => ApiError::Unavailable(format!("dynamodb: {code}")),
+                "TransactionConflictException" => ApiError::conflict(
+                    "concurrent_update",
+                    "the record is being changed by another request; retry",
+                ),
+                _ => ApiError::internal(format!(
+                    "dynamodb {code}: {}",
+                    service.err().message().unwrap_or_default()
+                )),
+            }
+        }
+        _ => ApiError::internal(format!("dynamodb: {err:?}")),
+    }
+}
+
+/// Why a transaction was cancelled, one entry per action in order (`None` for "no reason"),
+/// with the item as it was when `ReturnValuesOnConditionCheckFailure::AllOld` was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cancellation {
+    /// The reason code per action (`ConditionalCheckFailed`, `TransactionConflict`, ...).
+    pub reasons: Vec<Option<String>>,
+    /// The old item per action, where returned.
+    pub items: Vec<Option<Item>>,
+}
+
+impl Cancellation {
+    /// Whether the action at `index` failed its condition.
+    pub fn condition_failed(&self, index: usize) -> bool {
+        self.reasons.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+    }
+
+    /// The old item of the action at `index`, if DynamoDB returned it.
+    pub fn item(&self, index: usize) -> Option<&Item> {
+        self.items.get(index).and_then(Option::as_ref)
+    }
+}
+
+/// Splits a failed `TransactWriteItems`: `Ok(cancellation)` when it was cancelled (the caller
+/// decides which condition means what), `Err(api_error)` for every other failure.
+pub fn transaction_cancellation<R: std::fmt::Debug>(
+    err: SdkError<TransactWriteItemsError, R>,
+) -> Result<Cancellation, ApiError> {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
+        let reasons = cancelled.cancellation_reasons();
+        let cancellation = Cancellation {
+            reasons: reasons.iter().map(|r| r.code().map(str::to_owned)).collect(),
+            items: reasons.iter().map(|r| r.item().cloned()).collect(),
+        };
+        if cancellation
+            .reasons
+            .iter()
+            .any(|r| matches!(r.as_deref(), Some("TransactionConflict" | "ThrottlingError")))
+        {
+            return Err(ApiError::conflict(
+                "concurrent_update",
+                "the record is being changed by another request; retry",
+            ));
+        }
+        return Ok(cancellation);
+    }
+    Err(sdk_error(err))
+}
+
+/// Key attributes a cursor may carry.
+const CURSOR_ATTRIBUTES: [&str; 6] = [
+    keys::PK,
+    keys::SK,
+    keys::GSI1PK,
+    keys::GSI1SK,
+    keys::GSI2PK,
+    keys::GSI2SK,
+];
+
+/// Encodes a `LastEvaluatedKey` as an opaque, URL-safe cursor.
+pub fn encode_cursor(last_key: &Item) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = last_key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), serde_json::Value::from(s.as_str()))))
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string())
+}
+
+/// Decodes a cursor made by [`encode_cursor`] into an `ExclusiveStartKey`, refusing any whose
+/// `pinned` attributes differ from the query's (a cursor cannot move into another partition,
+/// so never into another tenant).
+pub fn decode_cursor(cursor: &str, pinned: &[(&str, &str)]) -> ApiResult<Item> {
+    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this list returned");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
+    let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if map.is_empty() || map.keys().any(|k| !CURSOR_ATTRIBUTES.contains(&k.as_str())) {
+        return Err(bad());
+    }
+    for (attr, expected) in pinned {
+        if map.get(*attr).map(String::as_str) != Some(*expected) {
+            return Err(bad());
+        }
+    }
+    Ok(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+}
+
+/// Checks a requested page size: `default` when absent, 1..=`max` otherwise.
+pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> ApiResult<i32> {
+    let limit = requested.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::field("limit", format!("must be between 1 and {max}")));
+    }
+    i32::try_from(limit).map_err(|_| ApiError::field("limit", format!("must be between 1 and {max}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_stay_in_their_partition() {
+        let key: Item = [
+            ("PK".to_owned(), s("TENANT#a#DEPT")),
+            ("SK".to_owned(), s("DEPT#dept_1")),
+        ]
+        .into_iter()
+        .collect();
+        let cursor = encode_cursor(&key);
+        assert_eq!(decode_cursor(&cursor, &[("PK", "TENANT#a#DEPT")]).unwrap(), key);
+        assert!(decode_cursor(&cursor, &[("PK", "TENANT#b#DEPT")]).is_err());
+        assert!(decode_cursor("not-base64!", &[]).is_err());
+        let foreign = URL_SAFE_NO_PAD.encode(r#"{"secret":"x"}"#);
+        assert!(decode_cursor(&foreign, &[]).is_err());
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(page_limit(None, 50, 100).unwrap(), 50);
+        assert!(page_limit(Some(0), 50, 100).is_err());
+        assert!(page_limit(Some(101), 50, 100).is_err());
+    }
+}

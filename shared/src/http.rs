@@ -1,0 +1,149 @@
+//! Router plumbing shared by every function: JSON 404/405, CORS, request ids, tracing,
+//! body limits, panic guard, and the health routes.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::http::{HeaderName, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers browsers may send cross-origin.
+pub const CORS_ALLOWED_HEADERS: [HeaderName; 6] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("x-tenant-id"),
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static("last-event-id"),
+];
+
+/// Response headers browsers may read cross-origin.
+pub const CORS_EXPOSED_HEADERS: [HeaderName; 11] = [
+    HeaderName::from_static("provider"),
+    HeaderName::from_static("voice-id"),
+    HeaderName::from_static("x-audio-duration"),
+    HeaderName::from_static("x-characters"),
+    HeaderName::from_static("x-cost"),
+    HeaderName::from_static("x-cache"),
+    HeaderName::from_static("x-total-count"),
+    HeaderName::from_static("x-next-cursor"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("idempotent-replayed"),
+    header::RETRY_AFTER,
+];
+
+/// Turns a function's routes into the finished service: unknown paths answer a JSON 404
+/// before any authentication, known paths with the wrong method a JSON 405; CORS for the
+/// configured origins (preflight needs no token); request ids; one tracing span per request
+/// with method, route, request id and tenant.
+pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(state.config.cors_allowed_origins.clone()))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(CORS_ALLOWED_HEADERS)
+        .expose_headers(CORS_EXPOSED_HEADERS)
+        .max_age(Duration::from_secs(600));
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route,
+            request_id,
+            tenant = tracing::field::Empty,
+        )
+    });
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "route_not_found",
+        message: "no such route".into(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// `GET /health` and `GET /health/{service}` for one function: its version and whether its
+/// table answers. No authentication and no tenant data.
+pub fn health_routes(service: &'static str, version: &'static str) -> Router<AppState> {
+    let handler = move |State(state): State<AppState>| async move { health(&state, service, version).await };
+    Router::new()
+        .route("/health", get(handler.clone()))
+        .route(&format!("/health/{service}"), get(handler))
+}
+
+/// The health answer for `service`: 200 when the table answers, 503 when not.
+pub async fn health(state: &AppState, service: &str, version: &str) -> Response {
+    let (ok, table) = table_health(state).await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "service": service,
+        "version": version,
+        "checks": { "table": table },
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Whether the core table answers `DescribeTable`, and how fast.
+pub async fn table_health(state: &AppState) -> (bool, serde_json::Value) {
+    let started = Instant::now();
+    let result = state.db.describe_table().table_name(state.table()).send().await;
+    let latency_ms = started.elapsed().as_millis();
+    match result {
+        Ok(out) => {
+            let table_status = out
+                .table()
+                .and_then(|t| t.table_status())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|| "UNKNOWN".into());
+            (table_status == "ACTIVE", json!({ "status": table_status, "latency_ms": latency_ms }))
+        }
+        Err(err) => {
+            tracing::warn!(error = ?err, "health: table does not answer");
+            (false, json!({ "status": "UNREACHABLE", "latency_ms": latency_ms }))
+        }
+    }
+}

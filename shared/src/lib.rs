@@ -1,0 +1,22 @@
+//! The Vocelio common library: configuration, telemetry, errors, auth, ids, phone numbers,
+//! DynamoDB helpers, the event log and the HTTP plumbing every function shares.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod keys;
+pub mod phone;
+pub mod state;
+pub mod telemetry;
+pub mod validate;
+
+pub use auth::{AuthUser, Role};
+pub use error::{ApiError, ApiResult, FieldError};
+pub use state::AppState;

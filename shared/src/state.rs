@@ -1,0 +1,60 @@
+//! The state every router shares: configuration, the DynamoDB client, the token keys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+
+use crate::auth::JwtKeys;
+use crate::config::{Config, ConfigError};
+
+/// Cloned into every request; cheap (all `Arc`s inside).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Settings read once at cold start.
+    pub config: Arc<Config>,
+    /// DynamoDB, honouring `AWS_ENDPOINT_URL_DYNAMODB` for the local stand-in.
+    pub db: aws_sdk_dynamodb::Client,
+    /// Token verification keys.
+    pub jwt: Arc<JwtKeys>,
+}
+
+impl AppState {
+    /// Reads the environment and builds the AWS clients: the cold-start path of every function.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = load_sdk_config().await;
+        Ok(Self::new(config, &sdk))
+    }
+
+    /// Builds the state from a configuration and a loaded AWS SDK configuration.
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let jwt = Arc::new(JwtKeys::new(config.jwt_secret.expose().as_bytes()));
+        Self {
+            config: Arc::new(config),
+            db: aws_sdk_dynamodb::Client::new(sdk),
+            jwt,
+        }
+    }
+
+    /// The core table's name.
+    pub fn table(&self) -> &str {
+        &self.config.table_name
+    }
+}
+
+/// Loads the AWS SDK configuration from the standard chain (env, Lambda role), with
+/// timeouts short enough that a dead dependency yields a 503, not a Lambda timeout.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .operation_timeout(Duration::from_secs(8))
+                .build(),
+        )
+        .load()
+        .await
+}
