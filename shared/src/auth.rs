@@ -281,7 +281,7 @@ impl RoleSet for Managers {
 /// An authenticated caller whose role is in `R`; checked before the body is read, so a
 /// caller without the role gets 403 whatever they sent.
 #[derive(Debug)]
-pub struct Authorized<R: RoleSet>(pub AuthUser, std::marker::PhantomData<R>);
+pub struct Authorized<R: RoleSet>(pub AuthUser, pub std::marker::PhantomData<R>);
 
 impl<R: RoleSet> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;

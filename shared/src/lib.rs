@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod dynamo;
 pub mod error;
 pub mod events;

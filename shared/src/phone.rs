@@ -9,7 +9,7 @@
 use std::fmt;
 
 use phonenumber::Mode;
-use phonenumber::country::Id as Region;
+pub use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,221 @@
+//! Agent storage: one item per agent in the tenant's agent partition, indexed by
+//! department + status (GSI1) and by status (GSI2) so routing and lists never scan.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use vocelio_shared::dynamo::{Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation};
+use vocelio_shared::error::{ApiError, ApiResult};
+use vocelio_shared::events::DomainEvent;
+use vocelio_shared::ids::TenantId;
+use vocelio_shared::{AppState, directory, keys};
+
+use crate::domain::{Agent, AgentStatus};
+
+/// Agents of one tenant.
+pub struct AgentRepo<'a> {
+    state: &'a AppState,
+    tenant: &'a TenantId,
+}
+
+/// Which agents a list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    pub department_id: Option<String>,
+    pub status: Option<AgentStatus>,
+}
+
+/// One page of agents.
+pub struct Page {
+    pub agents: Vec<Agent>,
+    pub next_cursor: Option<String>,
+}
+
+impl<'a> AgentRepo<'a> {
+    /// The repository of `tenant`.
+    pub fn new(state: &'a AppState, tenant: &'a TenantId) -> Self {
+        Self { state, tenant }
+    }
+
+    fn to_item(&self, agent: &Agent) -> ApiResult<Item> {
+        let mut item: Item = serde_dynamo::to_item(agent).map_err(ApiError::internal)?;
+        let status = agent.status.as_str();
+        item.insert(keys::PK.into(), s(keys::agents_pk(self.tenant)));
+        item.insert(keys::SK.into(), s(keys::agent_sk(&agent.agent_id)));
+        item.insert(keys::ENTITY.into(), s("agent"));
+        item.insert(
+            keys::GSI1PK.into(),
+            s(keys::agents_by_department_pk(self.tenant, &agent.department)),
+        );
+        item.insert(keys::GSI1SK.into(), s(keys::agents_by_department_sk(status, &agent.agent_id)));
+        item.insert(keys::GSI2PK.into(), s(keys::agents_by_status_pk(self.tenant, status)));
+        item.insert(keys::GSI2SK.into(), s(keys::agent_sk(&agent.agent_id)));
+        Ok(item)
+    }
+
+    fn from_item(item: Item) -> ApiResult<Agent> {
+        serde_dynamo::from_item(item).map_err(ApiError::internal)
+    }
+
+    /// Registers `agent` and counts it on its department, atomically: 409 when the id is
+    /// taken, 422 when the department is not an active department of the tenant.
+    pub async fn register(&self, agent: &Agent, extra: Vec<TransactWriteItem>) -> ApiResult<()> {
+        let put = Put::builder()
+            .table_name(self.state.table())
+            .set_item(Some(self.to_item(agent)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            directory::reference(self.state, self.tenant, &agent.department, directory::AGENT_COUNT, 1)?,
+        ];
+        actions.extend(extra);
+        let Err(err) = self
+            .state
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        else {
+            return Ok(());
+        };
+        let cancelled = transaction_cancellation(err)?;
+        if cancelled.condition_failed(0) {
+            return Err(ApiError::conflict(
+                "agent_exists",
+                format!("an agent with agent_id {:?} is already registered", agent.agent_id),
+            ));
+        }
+        if cancelled.condition_failed(1) {
+            return Err(ApiError::field("department", "no active department has this id or name"));
+        }
+        Err(ApiError::conflict(
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key was completed concurrently; retry to get its result",
+        ))
+    }
+
+    /// The agent with `agent_id`.
+    pub async fn get(&self, agent_id: &str) -> ApiResult<Option<Agent>> {
+        let out = self
+            .state
+            .db
+            .get_item()
+            .table_name(self.state.table())
+            .key(keys::PK, s(keys::agents_pk(self.tenant)))
+            .key(keys::SK, s(keys::agent_sk(agent_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(Self::from_item).transpose()
+    }
+
+    /// A page of agents matching `filter`, each case one Query on a key or an index.
+    pub async fn list(&self, filter: &AgentFilter, limit: i32, cursor: Option<&str>) -> ApiResult<Page> {
+        let query = self.state.db.query().table_name(self.state.table()).limit(limit);
+        let (query, pinned) = match (&filter.department_id, filter.status) {
+            (Some(department), status) => {
+                let pk = keys::agents_by_department_pk(self.tenant, department);
+                let prefix = status.map(|s| format!("{}#", s.as_str())).unwrap_or_default();
+                (
+                    query
+                        .index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .expression_attribute_values(":prefix", s(prefix)),
+                    (keys::GSI1PK, pk),
+                )
+            }
+            (None, Some(status)) => {
+                let pk = keys::agents_by_status_pk(self.tenant, status.as_str());
+                (
+                    query
+                        .index_name(keys::GSI2)
+                        .key_condition_expression("GSI2PK = :pk")
+                        .expression_attribute_values(":pk", s(&pk)),
+                    (keys::GSI2PK, pk),
+                )
+            }
+            (None, None) => {
+                let pk = keys::agents_pk(self.tenant);
+                (
+                    query
+                        .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .expression_attribute_values(":prefix", s(keys::AGENT_SK_PREFIX)),
+                    (keys::PK, pk),
+                )
+            }
+        };
+        let start = cursor.map(|c| decode_cursor(c, &[(pinned.0, &pinned.1)])).transpose()?;
+        let out = query.set_exclusive_start_key(start).send().await.map_err(sdk_error)?;
+        let agents = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(Self::from_item)
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Page {
+            agents,
+            next_cursor: out.last_evaluated_key.as_ref().map(encode_cursor),
+        })
+    }
+
+    /// Writes a status change computed from `before`; 409 (with the current agent) when the
+    /// agent changed meanwhile, 404 when it is gone.
+    pub async fn change_status(&self, before: &Agent, after: &Agent, event: &DomainEvent) -> ApiResult<()> {
+        let status = after.status.as_str();
+        let mut update = Update::builder()
+            .table_name(self.state.table())
+            .key(keys::PK, s(keys::agents_pk(self.tenant)))
+            .key(keys::SK, s(keys::agent_sk(&before.agent_id)))
+            .condition_expression("updated_at = :before")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":before", s(&before.updated_at))
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":at", s(&after.updated_at))
+            .expression_attribute_values(":activity", s(&after.last_activity))
+            .expression_attribute_values(
+                ":gsi1sk",
+                s(keys::agents_by_department_sk(status, &after.agent_id)),
+            )
+            .expression_attribute_values(":gsi2pk", s(keys::agents_by_status_pk(self.tenant, status)))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        let set = "SET #status = :status, updated_at = :at, last_activity = :activity, GSI1SK = :gsi1sk, GSI2PK = :gsi2pk";
+        update = match &after.current_call_id {
+            Some(call_id) => update
+                .update_expression(format!("{set}, current_call_id = :call"))
+                .expression_attribute_values(":call", s(call_id)),
+            None => update.update_expression(format!("{set} REMOVE current_call_id")),
+        };
+        let actions = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(ApiError::internal)?)
+                .build(),
+            event.put(self.state, self.tenant)?,
+        ];
+        let Err(err) = self
+            .state
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        else {
+            return Ok(());
+        };
+        let cancelled = transaction_cancellation(err)?;
+        match cancelled.item(0).cloned() {
+            Some(current) if cancelled.condition_failed(0) => Err(ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the agent changed meanwhile; retry with the current state".into(),
+                current: serde_json::to_value(Self::from_item(current)?).ok(),
+            }),
+            None if cancelled.condition_failed(0) => Err(ApiError::not_found("agent")),
+            _ => Err(ApiError::internal(format!("status change cancelled: {:?}", cancelled.reasons))),
+        }
+    }
+}
