@@ -1,1 +1,7 @@
+//! The Vocelio local stack as a library: the test harness and the benchmark use the same
+//! stand-ins, tables and merged router as `vocelio-local up`.
 
+pub mod app;
+pub mod stack;
+pub mod standins;
+pub mod tables;

@@ -1,1 +1,135 @@
-fn main(){}
+//! `vocelio-local`: run the whole backend on one local URL, mint dev tokens, benchmark.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vocelio_local::stack::{self, LocalAws};
+use vocelio_local::standins::{self, StandIns};
+use vocelio_local::app;
+use vocelio_shared::Role;
+
+#[derive(Parser)]
+#[command(name = "vocelio-local", about = "The Vocelio backend on your machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing, start the stand-ins, create the tables, serve every route.
+    Up {
+        /// Port of the API (every route, one URL).
+        #[arg(long, env = "VOCELIO_PORT", default_value_t = 8000)]
+        port: u16,
+        /// Port of DynamoDB Local (free port when not given).
+        #[arg(long, env = "VOCELIO_DYNAMODB_PORT")]
+        dynamodb_port: Option<u16>,
+        /// Port of the S3 stand-in (free port when not given).
+        #[arg(long, env = "VOCELIO_S3_PORT")]
+        s3_port: Option<u16>,
+    },
+    /// Install the stand-ins (Java 17, DynamoDB Local, moto, espeak-ng) and exit.
+    Install,
+    /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
+    Token {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        #[arg(long, default_value = "admin-1")]
+        user: String,
+        #[arg(long, default_value = "admin")]
+        role: Role,
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+}
+
+fn secret() -> String {
+    std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| stack::DEV_JWT_SECRET.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    vocelio_shared::telemetry::init_local();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Up { port, dynamodb_port, s3_port } => up(port, dynamodb_port, s3_port).await,
+        Cmd::Install => standins::ensure_installed().map(|_| ()).map_err(|e| e.to_string()),
+        Cmd::Token { tenant, user, role, hours } => {
+            stack::mint_token(&secret(), &tenant, &user, role, hours).map(|t| println!("{t}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vocelio-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pick another with --port)"))?;
+    let standins = tokio::task::spawn_blocking(move || StandIns::start(dynamodb_port, s3_port))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
+    let template = standins::project_root().join("template.yaml");
+    let tables = aws.provision(&template).await?;
+    let core = tables.first().map(|t| t.logical_id.clone()).ok_or("template.yaml declares no table")?;
+    let config = stack::local_config(&core).map_err(|e| e.to_string())?;
+    let secret = config.jwt_secret.expose().to_owned();
+    let state = stack::local_state(config, &aws);
+    let token = stack::mint_token(&secret, "demo", "admin-1", Role::Admin, 12)?;
+    let base = format!("http://127.0.0.1:{port}");
+    println!(
+        "\nVocelio local stack is up in {:.1} s\n\
+         \n  API (every route):   {base}\
+         \n  DynamoDB Local:      {} (tables: {})\
+         \n  S3 (moto):           {} (bucket: {})\
+         \n\nDev token (tenant demo, user admin-1, role admin, 12 h):\n\n  {token}\n\
+         \nTry:\n\n  export TOKEN={token}\
+         \n  curl -s -X POST {base}/api/departments -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"name\": \"Sales\", \"phone_number\": \"+1555-SALES-01\"}}'\
+         \n  curl -s {base}/api/departments -H \"Authorization: Bearer $TOKEN\"\
+         \n\nOther tokens: cargo run -p vocelio-local -- token --tenant demo --user ana --role agent\
+         \nCtrl-C stops everything this command started.\n",
+        started.elapsed().as_secs_f64(),
+        standins.dynamodb.url,
+        tables.iter().map(|t| t.logical_id.as_str()).collect::<Vec<_>>().join(", "),
+        standins.s3.url,
+        stack::LOCAL_BUCKET,
+    );
+    axum::serve(listener, app::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("[local] stopping stand-ins");
+    drop(standins);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

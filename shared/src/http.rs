@@ -108,10 +108,29 @@ async fn method_not_allowed() -> ApiError {
 /// `GET /health` and `GET /health/{service}` for one function: its version and whether its
 /// table answers. No authentication and no tenant data.
 pub fn health_routes(service: &'static str, version: &'static str) -> Router<AppState> {
-    let handler = move |State(state): State<AppState>| async move { health(&state, service, version).await };
-    Router::new()
-        .route("/health", get(handler.clone()))
-        .route(&format!("/health/{service}"), get(handler))
+    health_routes_for("/health", &[(service, version)])
+}
+
+/// Health routes for several services behind one router (the local stack): `root` answers
+/// for all of them, `/health/{service}` for each.
+pub fn health_routes_for(root: &str, services: &[(&'static str, &'static str)]) -> Router<AppState> {
+    let names: Vec<&'static str> = services.iter().map(|(name, _)| *name).collect();
+    let all = names.join(",");
+    let version = services.first().map_or("unknown", |(_, v)| *v);
+    let mut router = Router::new().route(
+        root,
+        get(move |State(state): State<AppState>| {
+            let all = all.clone();
+            async move { health(&state, &all, version).await }
+        }),
+    );
+    for &(service, version) in services {
+        router = router.route(
+            &format!("/health/{service}"),
+            get(move |State(state): State<AppState>| async move { health(&state, service, version).await }),
+        );
+    }
+    router
 }
 
 /// The health answer for `service`: 200 when the table answers, 503 when not.

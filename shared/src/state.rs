@@ -30,10 +30,16 @@ impl AppState {
 
     /// Builds the state from a configuration and a loaded AWS SDK configuration.
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        Self::with_db(config, aws_sdk_dynamodb::Client::new(sdk))
+    }
+
+    /// Builds the state around an existing DynamoDB client (the local stack and tests,
+    /// which point it at the stand-in).
+    pub fn with_db(config: Config, db: aws_sdk_dynamodb::Client) -> Self {
         let jwt = Arc::new(JwtKeys::new(config.jwt_secret.expose().as_bytes()));
         Self {
             config: Arc::new(config),
-            db: aws_sdk_dynamodb::Client::new(sdk),
+            db,
             jwt,
         }
     }

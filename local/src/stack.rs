@@ -1,0 +1,98 @@
+//! Wiring the local stack: AWS clients pointed at the stand-ins, tables from the template,
+//! the bucket, the shared state every router gets, and dev tokens.
+
+use std::path::Path;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use vocelio_shared::auth::{Claims, JwtKeys};
+use vocelio_shared::config::{Config, ConfigError};
+use vocelio_shared::{AppState, Role};
+
+use crate::tables::{self, TableSpec};
+
+/// The JWT secret of the local stack when `JWT_SECRET` is not set. Never use it on AWS.
+pub const DEV_JWT_SECRET: &str = "vocelio-local-dev-secret-change-me-0123456789";
+
+/// The S3 bucket the local stack creates for audio and uploads.
+pub const LOCAL_BUCKET: &str = "vocelio-local-media";
+
+/// AWS SDK clients pointed at the stand-ins (static local credentials, us-east-1).
+#[derive(Debug, Clone)]
+pub struct LocalAws {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl LocalAws {
+    /// Clients for the DynamoDB endpoint and the S3 endpoint.
+    pub async fn connect(dynamodb_url: &str, s3_url: &str) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "vocelio-local"))
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(dynamodb_url)
+                .build(),
+        );
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .endpoint_url(s3_url)
+                .force_path_style(true)
+                .build(),
+        );
+        Self { dynamodb, s3 }
+    }
+
+    /// Creates every table of `template.yaml` and the media bucket; returns the tables.
+    pub async fn provision(&self, template: &Path) -> Result<Vec<TableSpec>, String> {
+        let specs = tables::from_template(template).map_err(|e| e.to_string())?;
+        for spec in &specs {
+            tables::create(&self.dynamodb, spec).await?;
+        }
+        let bucket_exists = self.s3.head_bucket().bucket(LOCAL_BUCKET).send().await.is_ok();
+        if !bucket_exists {
+            self.s3
+                .create_bucket()
+                .bucket(LOCAL_BUCKET)
+                .send()
+                .await
+                .map_err(|e| format!("S3 CreateBucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        }
+        Ok(specs)
+    }
+}
+
+/// The local configuration: the process environment first, then local defaults
+/// (`TABLE_NAME` = the template's core table, `JWT_SECRET` = [`DEV_JWT_SECRET`]).
+pub fn local_config(core_table: &str) -> Result<Config, ConfigError> {
+    let core_table = core_table.to_owned();
+    Config::from_source(&move |name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| match name {
+            "TABLE_NAME" => Some(core_table.clone()),
+            "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
+            _ => None,
+        })
+    })
+}
+
+/// The state every router gets in the local stack.
+pub fn local_state(config: Config, aws: &LocalAws) -> AppState {
+    AppState::with_db(config, aws.dynamodb.clone())
+}
+
+/// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.
+pub fn mint_token(secret: &str, tenant: &str, user: &str, role: Role, hours: i64) -> Result<String, String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    JwtKeys::new(secret.as_bytes())
+        .issue(&Claims {
+            sub: user.to_owned(),
+            tenant_id: tenant.to_owned(),
+            role,
+            exp: now + hours * 3600,
+            iat: Some(now),
+        })
+        .map_err(|e| e.to_string())
+}
