@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vocelio_local::app;
 use vocelio_local::stack::{self, LocalAws};
 use vocelio_local::standins::{self, StandIns};
-use vocelio_local::app;
 use vocelio_shared::Role;
 
 #[derive(Parser)]
@@ -46,7 +46,10 @@ enum Cmd {
 }
 
 fn secret() -> String {
-    std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| stack::DEV_JWT_SECRET.to_owned())
+    std::env::var("JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| stack::DEV_JWT_SECRET.to_owned())
 }
 
 #[tokio::main]
@@ -54,11 +57,20 @@ async fn main() -> ExitCode {
     vocelio_shared::telemetry::init_local();
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Up { port, dynamodb_port, s3_port } => up(port, dynamodb_port, s3_port).await,
-        Cmd::Install => standins::ensure_installed().map(|_| ()).map_err(|e| e.to_string()),
-        Cmd::Token { tenant, user, role, hours } => {
-            stack::mint_token(&secret(), &tenant, &user, role, hours).map(|t| println!("{t}"))
-        }
+        Cmd::Up {
+            port,
+            dynamodb_port,
+            s3_port,
+        } => up(port, dynamodb_port, s3_port).await,
+        Cmd::Install => standins::ensure_installed()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Cmd::Token {
+            tenant,
+            user,
+            role,
+            hours,
+        } => stack::mint_token(&secret(), &tenant, &user, role, hours).map(|t| println!("{t}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,7 +85,9 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let started = std::time::Instant::now();
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e} (pick another with --port)"))?;
+        .map_err(|e| {
+            format!("cannot listen on 127.0.0.1:{port}: {e} (pick another with --port)")
+        })?;
     let standins = tokio::task::spawn_blocking(move || StandIns::start(dynamodb_port, s3_port))
         .await
         .map_err(|e| e.to_string())?
@@ -81,7 +95,10 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
     let template = standins::project_root().join("template.yaml");
     let tables = aws.provision(&template).await?;
-    let core = tables.first().map(|t| t.logical_id.clone()).ok_or("template.yaml declares no table")?;
+    let core = tables
+        .first()
+        .map(|t| t.logical_id.clone())
+        .ok_or("template.yaml declares no table")?;
     let config = stack::local_config(&core).map_err(|e| e.to_string())?;
     let secret = config.jwt_secret.expose().to_owned();
     let state = stack::local_state(config, &aws);
@@ -101,7 +118,11 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \nCtrl-C stops everything this command started.\n",
         started.elapsed().as_secs_f64(),
         standins.dynamodb.url,
-        tables.iter().map(|t| t.logical_id.as_str()).collect::<Vec<_>>().join(", "),
+        tables
+            .iter()
+            .map(|t| t.logical_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         standins.s3.url,
         stack::LOCAL_BUCKET,
     );
@@ -118,13 +139,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -29,7 +29,13 @@ impl LocalAws {
     pub async fn connect(dynamodb_url: &str, s3_url: &str) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "vocelio-local"))
+            .credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "vocelio-local",
+            ))
             .load()
             .await;
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -52,14 +58,25 @@ impl LocalAws {
         for spec in &specs {
             tables::create(&self.dynamodb, spec).await?;
         }
-        let bucket_exists = self.s3.head_bucket().bucket(LOCAL_BUCKET).send().await.is_ok();
+        let bucket_exists = self
+            .s3
+            .head_bucket()
+            .bucket(LOCAL_BUCKET)
+            .send()
+            .await
+            .is_ok();
         if !bucket_exists {
             self.s3
                 .create_bucket()
                 .bucket(LOCAL_BUCKET)
                 .send()
                 .await
-                .map_err(|e| format!("S3 CreateBucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    format!(
+                        "S3 CreateBucket: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    )
+                })?;
         }
         Ok(specs)
     }
@@ -70,11 +87,14 @@ impl LocalAws {
 pub fn local_config(core_table: &str) -> Result<Config, ConfigError> {
     let core_table = core_table.to_owned();
     Config::from_source(&move |name: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| match name {
-            "TABLE_NAME" => Some(core_table.clone()),
-            "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
-            _ => None,
-        })
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| match name {
+                "TABLE_NAME" => Some(core_table.clone()),
+                "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
+                _ => None,
+            })
     })
 }
 
@@ -84,7 +104,13 @@ pub fn local_state(config: Config, aws: &LocalAws) -> AppState {
 }
 
 /// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.
-pub fn mint_token(secret: &str, tenant: &str, user: &str, role: Role, hours: i64) -> Result<String, String> {
+pub fn mint_token(
+    secret: &str,
+    tenant: &str,
+    user: &str,
+    role: Role,
+    hours: i64,
+) -> Result<String, String> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     JwtKeys::new(secret.as_bytes())
         .issue(&Claims {

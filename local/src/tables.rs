@@ -5,7 +5,8 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -34,7 +35,10 @@ pub struct IndexSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("template.yaml is not valid YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
     #[error("template.yaml: table {table}: {problem}")]
@@ -94,7 +98,9 @@ struct StreamDecl {
 }
 
 fn keys(list: Vec<Key>) -> Vec<(String, String)> {
-    list.into_iter().map(|k| (k.attribute_name, k.key_type)).collect()
+    list.into_iter()
+        .map(|k| (k.attribute_name, k.key_type))
+        .collect()
 }
 
 /// Every table the template at `path` declares, in template order.
@@ -119,10 +125,11 @@ pub fn parse_template(text: &str) -> Result<Vec<TableSpec>, TemplateError> {
         }
         let logical_id = id.as_str().unwrap_or_default().to_owned();
         let properties = resource.get("Properties").cloned().unwrap_or(Value::Null);
-        let props: TableProperties = serde_yaml::from_value(properties).map_err(|e| TemplateError::Table {
-            table: logical_id.clone(),
-            problem: e.to_string(),
-        })?;
+        let props: TableProperties =
+            serde_yaml::from_value(properties).map_err(|e| TemplateError::Table {
+                table: logical_id.clone(),
+                problem: e.to_string(),
+            })?;
         specs.push(TableSpec {
             logical_id,
             attributes: props
@@ -165,7 +172,12 @@ fn key_elements(keys: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Stri
 /// Creates `spec` on the DynamoDB endpoint of `client` (no-op when it already exists) and
 /// turns on its TTL.
 pub async fn create(client: &aws_sdk_dynamodb::Client, spec: &TableSpec) -> Result<(), String> {
-    let exists = client.describe_table().table_name(&spec.logical_id).send().await.is_ok();
+    let exists = client
+        .describe_table()
+        .table_name(&spec.logical_id)
+        .send()
+        .await
+        .is_ok();
     if !exists {
         let mut request = client
             .create_table()
@@ -204,10 +216,13 @@ pub async fn create(client: &aws_sdk_dynamodb::Client, spec: &TableSpec) -> Resu
                     .map_err(|e| e.to_string())?,
             );
         }
-        request
-            .send()
-            .await
-            .map_err(|e| format!("CreateTable {}: {}", spec.logical_id, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        request.send().await.map_err(|e| {
+            format!(
+                "CreateTable {}: {}",
+                spec.logical_id,
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )
+        })?;
     }
     if let Some(attribute) = &spec.ttl_attribute {
         let ttl = TimeToLiveSpecification::builder()
@@ -238,7 +253,12 @@ pub async fn describe(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<T
     let table = out.table.ok_or("no table description")?;
     let keys = |list: &[KeySchemaElement]| -> Vec<(String, String)> {
         list.iter()
-            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
             .collect()
     };
     let ttl = client
@@ -248,12 +268,20 @@ pub async fn describe(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<T
         .await
         .ok()
         .and_then(|o| o.time_to_live_description)
-        .filter(|d| d.time_to_live_status().is_some_and(|s| s.as_str() != "DISABLED"))
+        .filter(|d| {
+            d.time_to_live_status()
+                .is_some_and(|s| s.as_str() != "DISABLED")
+        })
         .and_then(|d| d.attribute_name);
     let mut attributes: Vec<(String, String)> = table
         .attribute_definitions()
         .iter()
-        .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
         .collect();
     attributes.sort();
     Ok(TableSpec {

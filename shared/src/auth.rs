@@ -51,7 +51,9 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Self::Admin),
             "supervisor" => Ok(Self::Supervisor),
             "agent" => Ok(Self::Agent),
-            other => Err(format!("unknown role {other:?} (admin, supervisor or agent)")),
+            other => Err(format!(
+                "unknown role {other:?} (admin, supervisor or agent)"
+            )),
         }
     }
 }
@@ -125,7 +127,9 @@ impl JwtKeys {
         let tenant = TenantId::parse(&claims.tenant_id)
             .map_err(|_| ApiError::Unauthorized("the token's tenant_id is malformed".into()))?;
         if claims.sub.is_empty() || claims.sub.len() > 128 {
-            return Err(ApiError::Unauthorized("the token's sub is malformed".into()));
+            return Err(ApiError::Unauthorized(
+                "the token's sub is malformed".into(),
+            ));
         }
         Ok(AuthUser {
             user_id: claims.sub,
@@ -172,11 +176,15 @@ impl FromRequestParts<AppState> for AuthUser {
         let header = parts
             .headers
             .get(http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer token is required".into()))?
+            .ok_or_else(|| {
+                ApiError::Unauthorized("an Authorization: Bearer token is required".into())
+            })?
             .to_str()
             .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
         let token = match header.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
                 token.trim()
             }
             _ => {
@@ -186,12 +194,12 @@ impl FromRequestParts<AppState> for AuthUser {
             }
         };
         let user = state.jwt.verify(token)?;
-        if let Some(sent) = parts.headers.get(TENANT_HEADER) {
-            if sent.as_bytes() != user.tenant.as_str().as_bytes() {
-                return Err(ApiError::Forbidden(
-                    "the X-Tenant-ID header does not match the token's tenant".into(),
-                ));
-            }
+        if let Some(sent) = parts.headers.get(TENANT_HEADER)
+            && sent.as_bytes() != user.tenant.as_str().as_bytes()
+        {
+            return Err(ApiError::Forbidden(
+                "the X-Tenant-ID header does not match the token's tenant".into(),
+            ));
         }
         tracing::Span::current().record("tenant", user.tenant.as_str());
         Ok(user)
@@ -228,7 +236,9 @@ mod tests {
     fn expired_tampered_foreign_and_unsigned_tokens_are_refused() {
         let keys = JwtKeys::new(SECRET);
         let expired = keys.issue(&claims(-3600)).unwrap();
-        assert!(matches!(keys.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired")));
+        assert!(
+            matches!(keys.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
+        );
 
         let token = keys.issue(&claims(600)).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -253,7 +263,10 @@ mod tests {
             tenant: TenantId::parse("t").unwrap(),
             role: Role::Agent,
         };
-        assert!(matches!(user.require(&[Role::Admin]), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            user.require(&[Role::Admin]),
+            Err(ApiError::Forbidden(_))
+        ));
         assert!(user.require(&[Role::Agent, Role::Admin]).is_ok());
     }
 }

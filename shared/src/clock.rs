@@ -31,8 +31,14 @@ mod tests {
 
     #[test]
     fn formats_with_millis_in_utc() {
-        assert_eq!(rfc3339(datetime!(2026-11-25 01:02:03.456789 UTC)), "2026-11-25T01:02:03.456Z");
-        assert_eq!(rfc3339(datetime!(2026-11-25 03:02:03 +2)), "2026-11-25T01:02:03.000Z");
+        assert_eq!(
+            rfc3339(datetime!(2026-11-25 01:02:03.456789 UTC)),
+            "2026-11-25T01:02:03.456Z"
+        );
+        assert_eq!(
+            rfc3339(datetime!(2026-11-25 03:02:03 +2)),
+            "2026-11-25T01:02:03.000Z"
+        );
         assert_eq!(epoch_after_hours(datetime!(1970-01-01 00:00 UTC), 2), 7200);
     }
 }

@@ -181,7 +181,10 @@ fn parse_origins(raw: &str) -> Result<Vec<HeaderValue>, ConfigError> {
                 ));
             }
             HeaderValue::from_str(origin).map_err(|_| {
-                ConfigError::new("CORS_ALLOWED_ORIGINS", format!("has a bad origin {origin:?}"))
+                ConfigError::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("has a bad origin {origin:?}"),
+                )
             })
         })
         .collect()
@@ -218,8 +221,8 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_malformed_values_are_named() {
-        let cfg =
-            Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", SECRET)])).unwrap();
+        let cfg = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", SECRET)]))
+            .unwrap();
         assert_eq!(cfg.cors_allowed_origins.len(), 4);
         assert_eq!(cfg.default_phone_region, phonenumber::country::Id::US);
         assert_eq!(cfg.event_ttl_hours, 72);

@@ -16,7 +16,11 @@ pub const AGENT_COUNT: &str = "agent_count";
 /// Resolves a department given by id (`dept_...`) or by name (case-insensitive) to its id.
 /// `None` when no active department has that name; ids are returned as given and checked
 /// atomically by [`reference`] when the referencing record is written.
-pub async fn resolve(state: &AppState, tenant: &TenantId, id_or_name: &str) -> ApiResult<Option<String>> {
+pub async fn resolve(
+    state: &AppState,
+    tenant: &TenantId,
+    id_or_name: &str,
+) -> ApiResult<Option<String>> {
     let value = id_or_name.trim();
     if is_id("dept", value) {
         return Ok(Some(value.to_owned()));
@@ -34,9 +38,11 @@ pub async fn resolve(state: &AppState, tenant: &TenantId, id_or_name: &str) -> A
         .send()
         .await
         .map_err(sdk_error)?;
-    Ok(found
-        .item
-        .and_then(|item| item.get("department_id").and_then(|v| v.as_s().ok()).cloned()))
+    Ok(found.item.and_then(|item| {
+        item.get("department_id")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+    }))
 }
 
 /// The transaction action that adds `delta` references of `counter` to a department, failing
@@ -59,7 +65,10 @@ pub fn reference(
     update = if delta > 0 {
         update
             .condition_expression("is_active = :active")
-            .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .expression_attribute_values(
+                ":active",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
     } else {
         update.condition_expression("attribute_exists(PK)")
     };

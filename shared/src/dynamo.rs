@@ -84,17 +84,23 @@ impl Cancellation {
 pub fn transaction_cancellation<R: std::fmt::Debug>(
     err: SdkError<TransactWriteItemsError, R>,
 ) -> Result<Cancellation, ApiError> {
-    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    {
         let reasons = cancelled.cancellation_reasons();
         let cancellation = Cancellation {
-            reasons: reasons.iter().map(|r| r.code().map(str::to_owned)).collect(),
+            reasons: reasons
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect(),
             items: reasons.iter().map(|r| r.item().cloned()).collect(),
         };
-        if cancellation
-            .reasons
-            .iter()
-            .any(|r| matches!(r.as_deref(), Some("TransactionConflict" | "ThrottlingError")))
-        {
+        if cancellation.reasons.iter().any(|r| {
+            matches!(
+                r.as_deref(),
+                Some("TransactionConflict" | "ThrottlingError")
+            )
+        }) {
             return Err(ApiError::conflict(
                 "concurrent_update",
                 "the record is being changed by another request; retry",
@@ -119,7 +125,11 @@ const CURSOR_ATTRIBUTES: [&str; 6] = [
 pub fn encode_cursor(last_key: &Item) -> String {
     let map: serde_json::Map<String, serde_json::Value> = last_key
         .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), serde_json::Value::from(s.as_str()))))
+        .filter_map(|(k, v)| {
+            v.as_s()
+                .ok()
+                .map(|s| (k.clone(), serde_json::Value::from(s.as_str())))
+        })
         .collect();
     URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string())
 }
@@ -128,8 +138,11 @@ pub fn encode_cursor(last_key: &Item) -> String {
 /// `pinned` attributes differ from the query's (a cursor cannot move into another partition,
 /// so never into another tenant).
 pub fn decode_cursor(cursor: &str, pinned: &[(&str, &str)]) -> ApiResult<Item> {
-    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this list returned");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| bad())?;
+    let bad =
+        || ApiError::bad_request("invalid_cursor", "the cursor is not one this list returned");
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| bad())?;
     let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if map.is_empty() || map.keys().any(|k| !CURSOR_ATTRIBUTES.contains(&k.as_str())) {
         return Err(bad());
@@ -139,16 +152,23 @@ pub fn decode_cursor(cursor: &str, pinned: &[(&str, &str)]) -> ApiResult<Item> {
             return Err(bad());
         }
     }
-    Ok(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
 }
 
 /// Checks a requested page size: `default` when absent, 1..=`max` otherwise.
 pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> ApiResult<i32> {
     let limit = requested.unwrap_or(default);
     if limit == 0 || limit > max {
-        return Err(ApiError::field("limit", format!("must be between 1 and {max}")));
+        return Err(ApiError::field(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
     }
-    i32::try_from(limit).map_err(|_| ApiError::field("limit", format!("must be between 1 and {max}")))
+    i32::try_from(limit)
+        .map_err(|_| ApiError::field("limit", format!("must be between 1 and {max}")))
 }
 
 #[cfg(test)]
@@ -164,7 +184,10 @@ mod tests {
         .into_iter()
         .collect();
         let cursor = encode_cursor(&key);
-        assert_eq!(decode_cursor(&cursor, &[("PK", "TENANT#a#DEPT")]).unwrap(), key);
+        assert_eq!(
+            decode_cursor(&cursor, &[("PK", "TENANT#a#DEPT")]).unwrap(),
+            key
+        );
         assert!(decode_cursor(&cursor, &[("PK", "TENANT#b#DEPT")]).is_err());
         assert!(decode_cursor("not-base64!", &[]).is_err());
         let foreign = URL_SAFE_NO_PAD.encode(r#"{"secret":"x"}"#);

@@ -196,16 +196,21 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, code = self.code(), "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), code = self.code(), "request refused");
+            tracing::info!(
+                status = status.as_u16(),
+                code = self.code(),
+                "request refused"
+            );
         }
         let mut response = (status, Json(self.body())).into_response();
         if let Self::TooManyRequests {
             retry_after_seconds,
         } = self
+            && let Ok(value) = retry_after_seconds.to_string().parse()
         {
-            if let Ok(v) = retry_after_seconds.to_string().parse() {
-                response.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
         }
         response
     }
@@ -234,6 +239,11 @@ mod tests {
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body = err.body();
         assert_eq!(body["details"][1]["field"], "email");
-        assert!(body["error"].as_str().unwrap_or_default().starts_with("name:"));
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("name:")
+        );
     }
 }

@@ -22,6 +22,8 @@ pub mod types {
     pub const DEPARTMENT_DELETED: &str = "department_deleted";
     /// An agent was registered.
     pub const AGENT_REGISTERED: &str = "agent_registered";
+    /// An agent was deregistered.
+    pub const AGENT_DEREGISTERED: &str = "agent_deregistered";
     /// An agent's status changed.
     pub const AGENT_STATUS_CHANGED: &str = "agent_status_changed";
 }
@@ -41,7 +43,11 @@ pub struct DomainEvent {
 
 impl DomainEvent {
     /// A new event of `event_type` carrying `data`.
-    pub fn new(event_type: &'static str, data: &impl Serialize, at: OffsetDateTime) -> ApiResult<Self> {
+    pub fn new(
+        event_type: &'static str,
+        data: &impl Serialize,
+        at: OffsetDateTime,
+    ) -> ApiResult<Self> {
         Ok(Self {
             id: new_id("evt"),
             event_type,
@@ -64,7 +70,10 @@ impl DomainEvent {
             ("data".to_owned(), data),
             (
                 keys::EXPIRES_AT.to_owned(),
-                n(clock::epoch_after_hours(self.at, state.config.event_ttl_hours)),
+                n(clock::epoch_after_hours(
+                    self.at,
+                    state.config.event_ttl_hours,
+                )),
             ),
         ]
         .into_iter()

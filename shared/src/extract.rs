@@ -18,10 +18,18 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct JsonBody<T>(pub T);
 
 fn is_json_content_type(parts: &http::HeaderMap) -> bool {
-    let Some(value) = parts.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = parts
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -58,13 +66,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::field("body", "must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
-        ApiError::fields(vec![field_error(&err.path().to_string(), &err.inner().to_string())])
+        ApiError::fields(vec![field_error(
+            &err.path().to_string(),
+            &err.inner().to_string(),
+        )])
     })
 }
 
 /// Names the field of a serde error: the path, or for unknown/missing fields the name in
 /// backticks of serde's message.
 fn field_error(path: &str, message: &str) -> FieldError {
+    // serde_path_to_error writes `?` for a map key it could not read; name the map instead.
+    let path = path.strip_suffix(".?").unwrap_or(path);
     let quoted = message
         .split('`')
         .nth(1)
@@ -80,7 +93,11 @@ fn field_error(path: &str, message: &str) -> FieldError {
     } else if message.starts_with("missing field") {
         "is required".to_owned()
     } else {
-        message.split(" at line ").next().unwrap_or(message).to_owned()
+        message
+            .split(" at line ")
+            .next()
+            .unwrap_or(message)
+            .to_owned()
     };
     FieldError::new(field, message)
 }
@@ -105,7 +122,11 @@ where
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text)
                     .to_owned();
-                let field = detail.split(':').next().filter(|f| !f.contains(' ')).unwrap_or("query");
+                let field = detail
+                    .split(':')
+                    .next()
+                    .filter(|f| !f.contains(' '))
+                    .unwrap_or("query");
                 ApiError::field(field, detail.clone())
             })
     }
@@ -184,15 +205,27 @@ mod tests {
         let body = err.body();
         (
             err.status().as_u16(),
-            body["details"][0]["field"].as_str().unwrap_or("").to_owned(),
+            body["details"][0]["field"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
         )
     }
 
     #[test]
     fn bad_bodies_are_named() {
-        assert_eq!(parse_json::<Body>(b"{nope").unwrap_err().status().as_u16(), 400);
-        assert_eq!(code_and_field(parse_json::<Body>(b"[1]").unwrap_err()), (422, "body".into()));
-        assert_eq!(code_and_field(parse_json::<Body>(b"{}").unwrap_err()), (422, "name".into()));
+        assert_eq!(
+            parse_json::<Body>(b"{nope").unwrap_err().status().as_u16(),
+            400
+        );
+        assert_eq!(
+            code_and_field(parse_json::<Body>(b"[1]").unwrap_err()),
+            (422, "body".into())
+        );
+        assert_eq!(
+            code_and_field(parse_json::<Body>(b"{}").unwrap_err()),
+            (422, "name".into())
+        );
         assert_eq!(
             code_and_field(parse_json::<Body>(br#"{"name":"a","colour":"red"}"#).unwrap_err()),
             (422, "colour".into())

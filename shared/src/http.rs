@@ -86,7 +86,9 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -113,7 +115,10 @@ pub fn health_routes(service: &'static str, version: &'static str) -> Router<App
 
 /// Health routes for several services behind one router (the local stack): `root` answers
 /// for all of them, `/health/{service}` for each.
-pub fn health_routes_for(root: &str, services: &[(&'static str, &'static str)]) -> Router<AppState> {
+pub fn health_routes_for(
+    root: &str,
+    services: &[(&'static str, &'static str)],
+) -> Router<AppState> {
     let names: Vec<&'static str> = services.iter().map(|(name, _)| *name).collect();
     let all = names.join(",");
     let version = services.first().map_or("unknown", |(_, v)| *v);
@@ -127,7 +132,9 @@ pub fn health_routes_for(root: &str, services: &[(&'static str, &'static str)]) 
     for &(service, version) in services {
         router = router.route(
             &format!("/health/{service}"),
-            get(move |State(state): State<AppState>| async move { health(&state, service, version).await }),
+            get(move |State(state): State<AppState>| async move {
+                health(&state, service, version).await
+            }),
         );
     }
     router
@@ -136,7 +143,11 @@ pub fn health_routes_for(root: &str, services: &[(&'static str, &'static str)]) 
 /// The health answer for `service`: 200 when the table answers, 503 when not.
 pub async fn health(state: &AppState, service: &str, version: &str) -> Response {
     let (ok, table) = table_health(state).await;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "service": service,
@@ -149,7 +160,12 @@ pub async fn health(state: &AppState, service: &str, version: &str) -> Response 
 /// Whether the core table answers `DescribeTable`, and how fast.
 pub async fn table_health(state: &AppState) -> (bool, serde_json::Value) {
     let started = Instant::now();
-    let result = state.db.describe_table().table_name(state.table()).send().await;
+    let result = state
+        .db
+        .describe_table()
+        .table_name(state.table())
+        .send()
+        .await;
     let latency_ms = started.elapsed().as_millis();
     match result {
         Ok(out) => {
@@ -158,11 +174,17 @@ pub async fn table_health(state: &AppState) -> (bool, serde_json::Value) {
                 .and_then(|t| t.table_status())
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_else(|| "UNKNOWN".into());
-            (table_status == "ACTIVE", json!({ "status": table_status, "latency_ms": latency_ms }))
+            (
+                table_status == "ACTIVE",
+                json!({ "status": table_status, "latency_ms": latency_ms }),
+            )
         }
         Err(err) => {
             tracing::warn!(error = ?err, "health: table does not answer");
-            (false, json!({ "status": "UNREACHABLE", "latency_ms": latency_ms }))
+            (
+                false,
+                json!({ "status": "UNREACHABLE", "latency_ms": latency_ms }),
+            )
         }
     }
 }

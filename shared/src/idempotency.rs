@@ -36,16 +36,22 @@ impl IntoResponse for Replay {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let mut response = (status, Json(self.body)).into_response();
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            http::HeaderValue::from_static("true"),
+        );
         response
     }
 }
 
 impl Idempotent {
     /// The guard for `key` on `operation` in `tenant`, fingerprinting the parsed `request`.
-    pub fn new(tenant: &TenantId, operation: &str, key: &str, request: &impl serde::Serialize) -> ApiResult<Self> {
+    pub fn new(
+        tenant: &TenantId,
+        operation: &str,
+        key: &str,
+        request: &impl serde::Serialize,
+    ) -> ApiResult<Self> {
         let canonical = serde_json::to_vec(request).map_err(ApiError::internal)?;
         Ok(Self {
             pk: keys::idempotency_pk(tenant, operation, key),
@@ -94,7 +100,12 @@ impl Idempotent {
 
     /// The transaction action that binds this key to `status` + `body`; it fails its
     /// condition when the key is already bound (a concurrent retry won).
-    pub fn record(&self, state: &AppState, status: StatusCode, body: &Value) -> ApiResult<TransactWriteItem> {
+    pub fn record(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        body: &Value,
+    ) -> ApiResult<TransactWriteItem> {
         let now = clock::now();
         let item: Item = [
             (keys::PK.to_owned(), s(&self.pk)),
@@ -106,7 +117,10 @@ impl Idempotent {
             ("created_at".to_owned(), s(clock::rfc3339(now))),
             (
                 keys::EXPIRES_AT.to_owned(),
-                n(clock::epoch_after_hours(now, state.config.idempotency_ttl_hours)),
+                n(clock::epoch_after_hours(
+                    now,
+                    state.config.idempotency_ttl_hours,
+                )),
             ),
         ]
         .into_iter()
@@ -119,6 +133,46 @@ impl Idempotent {
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// The guard for an optional `Idempotency-Key` header on `operation`.
+pub fn guard(
+    tenant: &TenantId,
+    operation: &str,
+    key: Option<&str>,
+    request: &impl serde::Serialize,
+) -> ApiResult<Option<Idempotent>> {
+    key.map(|k| Idempotent::new(tenant, operation, k, request))
+        .transpose()
+}
+
+/// The remembered response for an optional guard (none without a key).
+pub async fn replay_of(guard: Option<&Idempotent>, state: &AppState) -> ApiResult<Option<Replay>> {
+    match guard {
+        Some(guard) => guard.replay(state).await,
+        None => Ok(None),
+    }
+}
+
+/// Runs the write of a guarded creation and answers `status` + `body`. When the write fails
+/// and the key was meanwhile bound by a concurrent retry, that retry's result is the answer.
+pub async fn finish_create<F>(
+    state: &AppState,
+    guard: Option<&Idempotent>,
+    status: StatusCode,
+    body: Value,
+    write: F,
+) -> ApiResult<Response>
+where
+    F: std::future::Future<Output = ApiResult<()>>,
+{
+    if let Err(err) = write.await {
+        return match replay_of(guard, state).await? {
+            Some(replay) => Ok(replay.into_response()),
+            None => Err(err),
+        };
+    }
+    Ok((status, Json(body)).into_response())
 }
 
 /// SHA-256 of the canonical request, hex.

@@ -16,7 +16,10 @@ pub fn is_id(prefix: &str, value: &str) -> bool {
         .strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
         .is_some_and(|hex| {
-            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
 }
 
@@ -46,7 +49,11 @@ impl TenantId {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-        if ok { Ok(Self(value.to_owned())) } else { Err(BadTenantId) }
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(BadTenantId)
+        }
     }
 
     /// The id as text.

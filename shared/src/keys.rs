@@ -95,7 +95,10 @@ mod tests {
         let t = TenantId::parse("acme").unwrap();
         assert_eq!(departments_pk(&t), "TENANT#acme#DEPT");
         assert_eq!(department_name_sk("  Sales "), "NAME#sales");
-        assert_eq!(agents_by_department_pk(&t, "dept_1"), "TENANT#acme#DEPT#dept_1#AGENTS");
+        assert_eq!(
+            agents_by_department_pk(&t, "dept_1"),
+            "TENANT#acme#DEPT#dept_1#AGENTS"
+        );
         assert_eq!(agents_by_department_sk("available", "a1"), "available#a1");
         assert!(events_pk(&t).starts_with("TENANT#acme#"));
     }

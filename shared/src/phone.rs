@@ -47,7 +47,9 @@ pub enum PhoneError {
     Unparseable,
     #[error("has an unknown country calling code")]
     UnknownCountryCode,
-    #[error("has {digits} digits after the country code, but numbers of +{country_code} have {expected}")]
+    #[error(
+        "has {digits} digits after the country code, but numbers of +{country_code} have {expected}"
+    )]
     ImpossibleLength {
         country_code: u16,
         digits: usize,
@@ -113,23 +115,27 @@ pub fn normalize(input: &str, default_region: Region) -> Result<E164, PhoneError
             '0'..='9' => mapped.push(c),
             '+' if i == 0 => mapped.push(c),
             ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            c if c.is_ascii_alphabetic() => mapped.push(keypad_digit(c).ok_or(PhoneError::BadCharacters)?),
+            c if c.is_ascii_alphabetic() => {
+                mapped.push(keypad_digit(c).ok_or(PhoneError::BadCharacters)?)
+            }
             _ => return Err(PhoneError::BadCharacters),
         }
     }
     if !mapped.bytes().any(|b| b.is_ascii_digit()) {
         return Err(PhoneError::Unparseable);
     }
-    let number =
-        phonenumber::parse(Some(default_region), &mapped).map_err(|e| match e {
-            phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
-            _ => PhoneError::Unparseable,
-        })?;
+    let number = phonenumber::parse(Some(default_region), &mapped).map_err(|e| match e {
+        phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
+        _ => PhoneError::Unparseable,
+    })?;
     let country_code = number.code().value();
     let metadata = DATABASE
         .by_code(&country_code)
         .and_then(|all| {
-            let main = all.iter().position(|m| m.is_main_country_for_code()).unwrap_or(0);
+            let main = all
+                .iter()
+                .position(|m| m.is_main_country_for_code())
+                .unwrap_or(0);
             all.get(main).copied()
         })
         .ok_or(PhoneError::UnknownCountryCode)?;
@@ -178,16 +184,25 @@ mod tests {
     #[test]
     fn other_regions_and_default_region() {
         assert_eq!(us("+44 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(normalize("020 7946 0958", Region::GB).unwrap().0, "+442079460958");
+        assert_eq!(
+            normalize("020 7946 0958", Region::GB).unwrap().0,
+            "+442079460958"
+        );
     }
 
     #[test]
     fn impossible_numbers_are_refused() {
         // The telephony seed's example: +1 with only 9 national digits.
-        assert!(matches!(us("+1234567890"), Err(PhoneError::ImpossibleLength { .. })));
+        assert!(matches!(
+            us("+1234567890"),
+            Err(PhoneError::ImpossibleLength { .. })
+        ));
         assert_eq!(us(""), Err(PhoneError::Empty));
         assert_eq!(us("   "), Err(PhoneError::Empty));
-        assert_eq!(us("+1 555 123 4567 <script>"), Err(PhoneError::BadCharacters));
+        assert_eq!(
+            us("+1 555 123 4567 <script>"),
+            Err(PhoneError::BadCharacters)
+        );
         assert_eq!(us("555#1234"), Err(PhoneError::BadCharacters));
         assert!(us("12").is_err());
         assert!(us("+999 1234567").is_err());

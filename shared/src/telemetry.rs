@@ -7,5 +7,8 @@ use tracing_subscriber::EnvFilter;
 /// Human-readable logs filtered by `RUST_LOG` (default `info`); safe to call twice.
 pub fn init_local() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }

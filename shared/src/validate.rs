@@ -59,14 +59,21 @@ impl Violations {
 
     /// `Ok` when nothing was recorded, else one 422 naming every field.
     pub fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::fields(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::fields(self.0))
+        }
     }
 }
 
 /// A short lowercase tag (`spanish`, `en-us`, `billing_2`).
 pub fn is_tag(tag: &str) -> bool {
     (1..=32).contains(&tag.len())
-        && tag.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && tag
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -90,7 +97,8 @@ pub fn is_email(email: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80)
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80)
         })
         && labels.last().is_some_and(|tld| tld.len() >= 2)
 }
@@ -120,7 +128,11 @@ mod tests {
     #[test]
     fn tags_are_normalised_and_checked() {
         let mut v = Violations::new();
-        let tags = v.tags("skills", &["Billing".into(), " billing ".into(), "tech-support".into()], 10);
+        let tags = v.tags(
+            "skills",
+            &["Billing".into(), " billing ".into(), "tech-support".into()],
+            10,
+        );
         assert_eq!(tags, vec!["billing", "tech-support"]);
         assert!(v.finish().is_ok());
         let mut v = Violations::new();

@@ -106,7 +106,11 @@ impl RegisterAgent {
         let name = v.text("name", &self.name, 1, 255);
         let email = self.email.trim().to_lowercase();
         v.check(is_email(&email), "email", "must be a valid email address");
-        v.check(!self.department.trim().is_empty(), "department", "must name a department (its id or name)");
+        v.check(
+            !self.department.trim().is_empty(),
+            "department",
+            "must name a department (its id or name)",
+        );
         let skills = v.tags("skills", &self.skills, MAX_TAGS);
         let languages = v.tags("languages", &self.languages, MAX_TAGS);
         if let Some(rating) = self.performance_rating {
@@ -117,7 +121,10 @@ impl RegisterAgent {
             );
         }
         if self.status == Some(AgentStatus::Busy) {
-            v.add("status", "a new agent cannot start busy: set busy with a call through the status endpoint");
+            v.add(
+                "status",
+                "a new agent cannot start busy: set busy with a call through the status endpoint",
+            );
         }
         (agent_id, name, email, skills, languages)
     }
@@ -161,8 +168,16 @@ impl ChangeStatus {
         let mut v = Violations::new();
         let call_id = self.current_call_id.map(|c| c.trim().to_owned());
         if let Some(call_id) = &call_id {
-            v.check(self.status == AgentStatus::Busy, "current_call_id", "may be set only with status busy");
-            v.check(ids::is_key_safe(call_id), "current_call_id", "must be a call id");
+            v.check(
+                self.status == AgentStatus::Busy,
+                "current_call_id",
+                "may be set only with status busy",
+            );
+            v.check(
+                ids::is_key_safe(call_id),
+                "current_call_id",
+                "must be a call id",
+            );
         }
         v.finish()?;
         let at = clock::rfc3339(now);
@@ -195,7 +210,11 @@ mod tests {
     fn fields(err: vocelio_shared::ApiError) -> Vec<String> {
         err.body()["details"]
             .as_array()
-            .map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -221,29 +240,56 @@ mod tests {
         }))
         .validate()
         .unwrap_err();
-        assert_eq!(fields(err), vec!["agent_id", "name", "email", "department", "skills[0]", "performance_rating"]);
+        assert_eq!(
+            fields(err),
+            vec![
+                "agent_id",
+                "name",
+                "email",
+                "department",
+                "skills[0]",
+                "performance_rating"
+            ]
+        );
     }
 
     #[test]
     fn status_changes_keep_the_call_only_while_busy() {
-        let agent = register(serde_json::json!({"agent_id": "a", "name": "A", "email": "a@b.co", "department": "d"}))
-            .into_agent("dept_x".into(), NOW)
-            .unwrap();
-        let busy = ChangeStatus { status: AgentStatus::Busy, current_call_id: Some("call_1".into()) }
-            .apply(&agent, NOW)
-            .unwrap();
+        let agent = register(
+            serde_json::json!({"agent_id": "a", "name": "A", "email": "a@b.co", "department": "d"}),
+        )
+        .into_agent("dept_x".into(), NOW)
+        .unwrap();
+        let busy = ChangeStatus {
+            status: AgentStatus::Busy,
+            current_call_id: Some("call_1".into()),
+        }
+        .apply(&agent, NOW)
+        .unwrap();
         assert_eq!(busy.current_call_id.as_deref(), Some("call_1"));
-        let wrap = ChangeStatus { status: AgentStatus::WrapUp, current_call_id: None }.apply(&busy, NOW).unwrap();
+        let wrap = ChangeStatus {
+            status: AgentStatus::WrapUp,
+            current_call_id: None,
+        }
+        .apply(&busy, NOW)
+        .unwrap();
         assert_eq!(wrap.current_call_id, None);
-        let err = ChangeStatus { status: AgentStatus::Available, current_call_id: Some("call_1".into()) }
-            .apply(&agent, NOW)
-            .unwrap_err();
+        let err = ChangeStatus {
+            status: AgentStatus::Available,
+            current_call_id: Some("call_1".into()),
+        }
+        .apply(&agent, NOW)
+        .unwrap_err();
         assert_eq!(fields(err), vec!["current_call_id"]);
     }
 
     #[test]
     fn agents_change_only_their_own_status() {
-        let user = |role, id: &str| AuthUser { user_id: id.into(), tenant: TenantId::parse("t").unwrap(), role };
+        let user = |role, id: &str| AuthUser {
+            user_id: id.into(),
+            tenant: TenantId::parse("t").unwrap(),
+            role,
+        };
         assert!(may_change_status(&user(Role::Agent, "ana"), "ana"));
         assert!(!may_change_status(&user(Role::Agent, "ana"), "bob"));
         assert!(may_change_status(&user(Role::Supervisor, "sue"), "bob"));

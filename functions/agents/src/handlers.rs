@@ -10,7 +10,7 @@ use vocelio_shared::auth::{Authorized, Managers};
 use vocelio_shared::dynamo::page_limit;
 use vocelio_shared::events::{DomainEvent, types};
 use vocelio_shared::extract::{IdempotencyKey, JsonBody, QueryParams};
-use vocelio_shared::idempotency::Idempotent;
+use vocelio_shared::idempotency;
 use vocelio_shared::{ApiError, ApiResult, AppState, AuthUser, clock, directory, ids};
 
 use crate::domain::{Agent, AgentStatus, ChangeStatus, RegisterAgent, may_change_status};
@@ -24,13 +24,9 @@ pub async fn register(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(request): JsonBody<RegisterAgent>,
 ) -> ApiResult<Response> {
-    let idempotent = key
-        .map(|k| Idempotent::new(&user.tenant, "register_agent", &k, &request))
-        .transpose()?;
-    if let Some(guard) = &idempotent {
-        if let Some(replay) = guard.replay(&state).await? {
-            return Ok(replay.into_response());
-        }
+    let guard = idempotency::guard(&user.tenant, "register_agent", key.as_deref(), &request)?;
+    if let Some(replay) = idempotency::replay_of(guard.as_ref(), &state).await? {
+        return Ok(replay.into_response());
     }
     request.validate()?;
     let department_id = directory::resolve(&state, &user.tenant, &request.department)
@@ -39,19 +35,20 @@ pub async fn register(
     let now = clock::now();
     let agent = request.into_agent(department_id, now)?;
     let body = json!({ "agent": agent });
-    let mut extra = vec![DomainEvent::new(types::AGENT_REGISTERED, &agent, now)?.put(&state, &user.tenant)?];
-    if let Some(guard) = &idempotent {
+    let mut extra =
+        vec![DomainEvent::new(types::AGENT_REGISTERED, &agent, now)?.put(&state, &user.tenant)?];
+    if let Some(guard) = &guard {
         extra.push(guard.record(&state, StatusCode::CREATED, &body)?);
     }
-    if let Err(err) = AgentRepo::new(&state, &user.tenant).register(&agent, extra).await {
-        if let Some(guard) = &idempotent {
-            if let Some(replay) = guard.replay(&state).await? {
-                return Ok(replay.into_response());
-            }
-        }
-        return Err(err);
-    }
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let repo = AgentRepo::new(&state, &user.tenant);
+    idempotency::finish_create(
+        &state,
+        guard.as_ref(),
+        StatusCode::CREATED,
+        body,
+        repo.register(&agent, extra),
+    )
+    .await
 }
 
 /// `?department=&status=&limit=&cursor=`.
@@ -70,7 +67,12 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let limit = page_limit(params.limit, 100, 200)?;
-    let department_id = match params.department.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+    let department_id = match params
+        .department
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
         None => None,
         Some(department) => match directory::resolve(&state, &user.tenant, department).await? {
             Some(id) => Some(id),
@@ -84,7 +86,9 @@ pub async fn list(
     let page = AgentRepo::new(&state, &user.tenant)
         .list(&filter, limit, params.cursor.as_deref())
         .await?;
-    Ok(Json(json!({ "agents": page.agents, "next_cursor": page.next_cursor })))
+    Ok(Json(
+        json!({ "agents": page.agents, "next_cursor": page.next_cursor }),
+    ))
 }
 
 /// `GET /api/agents/{agent_id}` → `{agent}`.
@@ -106,7 +110,9 @@ pub async fn change_status(
     JsonBody(change): JsonBody<ChangeStatus>,
 ) -> ApiResult<Json<serde_json::Value>> {
     if !may_change_status(&user, &agent_id) {
-        return Err(ApiError::Forbidden("agents may change only their own status".into()));
+        return Err(ApiError::Forbidden(
+            "agents may change only their own status".into(),
+        ));
     }
     let before = find(&state, &user, &agent_id).await?;
     let now = clock::now();
@@ -116,8 +122,25 @@ pub async fn change_status(
         &json!({ "agent": after, "previous_status": before.status }),
         now,
     )?;
-    AgentRepo::new(&state, &user.tenant).change_status(&before, &after, &event).await?;
+    AgentRepo::new(&state, &user.tenant)
+        .change_status(&before, &after, &event)
+        .await?;
     Ok(Json(json!({ "agent": after })))
+}
+
+/// `DELETE /api/agents/{agent_id}` → `{agent, deleted}` (admins and supervisors): the agent
+/// is removed and no longer counts on its department; refused while busy on a call.
+pub async fn deregister(
+    State(state): State<AppState>,
+    Authorized(user, _): Authorized<Managers>,
+    Path(agent_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let before = find(&state, &user, &agent_id).await?;
+    let event = DomainEvent::new(types::AGENT_DEREGISTERED, &before, clock::now())?;
+    AgentRepo::new(&state, &user.tenant)
+        .deregister(&before, &event)
+        .await?;
+    Ok(Json(json!({ "agent": before, "deleted": true })))
 }
 
 async fn find(state: &AppState, user: &AuthUser, agent_id: &str) -> ApiResult<Agent> {

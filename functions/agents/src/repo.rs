@@ -1,8 +1,12 @@
 //! Agent storage: one item per agent in the tenant's agent partition, indexed by
 //! department + status (GSI1) and by status (GSI2) so routing and lists never scan.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-use vocelio_shared::dynamo::{Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation};
+use aws_sdk_dynamodb::types::{
+    Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use vocelio_shared::dynamo::{
+    Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation,
+};
 use vocelio_shared::error::{ApiError, ApiResult};
 use vocelio_shared::events::DomainEvent;
 use vocelio_shared::ids::TenantId;
@@ -43,10 +47,19 @@ impl<'a> AgentRepo<'a> {
         item.insert(keys::ENTITY.into(), s("agent"));
         item.insert(
             keys::GSI1PK.into(),
-            s(keys::agents_by_department_pk(self.tenant, &agent.department)),
+            s(keys::agents_by_department_pk(
+                self.tenant,
+                &agent.department,
+            )),
         );
-        item.insert(keys::GSI1SK.into(), s(keys::agents_by_department_sk(status, &agent.agent_id)));
-        item.insert(keys::GSI2PK.into(), s(keys::agents_by_status_pk(self.tenant, status)));
+        item.insert(
+            keys::GSI1SK.into(),
+            s(keys::agents_by_department_sk(status, &agent.agent_id)),
+        );
+        item.insert(
+            keys::GSI2PK.into(),
+            s(keys::agents_by_status_pk(self.tenant, status)),
+        );
         item.insert(keys::GSI2SK.into(), s(keys::agent_sk(&agent.agent_id)));
         Ok(item)
     }
@@ -66,7 +79,13 @@ impl<'a> AgentRepo<'a> {
             .map_err(ApiError::internal)?;
         let mut actions = vec![
             TransactWriteItem::builder().put(put).build(),
-            directory::reference(self.state, self.tenant, &agent.department, directory::AGENT_COUNT, 1)?,
+            directory::reference(
+                self.state,
+                self.tenant,
+                &agent.department,
+                directory::AGENT_COUNT,
+                1,
+            )?,
         ];
         actions.extend(extra);
         let Err(err) = self
@@ -83,11 +102,17 @@ impl<'a> AgentRepo<'a> {
         if cancelled.condition_failed(0) {
             return Err(ApiError::conflict(
                 "agent_exists",
-                format!("an agent with agent_id {:?} is already registered", agent.agent_id),
+                format!(
+                    "an agent with agent_id {:?} is already registered",
+                    agent.agent_id
+                ),
             ));
         }
         if cancelled.condition_failed(1) {
-            return Err(ApiError::field("department", "no active department has this id or name"));
+            return Err(ApiError::field(
+                "department",
+                "no active department has this id or name",
+            ));
         }
         Err(ApiError::conflict(
             "idempotency_in_progress",
@@ -112,20 +137,31 @@ impl<'a> AgentRepo<'a> {
     }
 
     /// A page of agents matching `filter`, each case one Query on a key or an index.
-    pub async fn list(&self, filter: &AgentFilter, limit: i32, cursor: Option<&str>) -> ApiResult<Page> {
-        let query = self.state.db.query().table_name(self.state.table()).limit(limit);
+    pub async fn list(
+        &self,
+        filter: &AgentFilter,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page> {
+        let query = self
+            .state
+            .db
+            .query()
+            .table_name(self.state.table())
+            .limit(limit);
         let (query, pinned) = match (&filter.department_id, filter.status) {
             (Some(department), status) => {
                 let pk = keys::agents_by_department_pk(self.tenant, department);
-                let prefix = status.map(|s| format!("{}#", s.as_str())).unwrap_or_default();
-                (
-                    query
-                        .index_name(keys::GSI1)
+                let query = query
+                    .index_name(keys::GSI1)
+                    .expression_attribute_values(":pk", s(&pk));
+                let query = match status {
+                    Some(status) => query
                         .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
-                        .expression_attribute_values(":pk", s(&pk))
-                        .expression_attribute_values(":prefix", s(prefix)),
-                    (keys::GSI1PK, pk),
-                )
+                        .expression_attribute_values(":prefix", s(format!("{}#", status.as_str()))),
+                    None => query.key_condition_expression("GSI1PK = :pk"),
+                };
+                (query, (keys::GSI1PK, pk))
             }
             (None, Some(status)) => {
                 let pk = keys::agents_by_status_pk(self.tenant, status.as_str());
@@ -148,8 +184,14 @@ impl<'a> AgentRepo<'a> {
                 )
             }
         };
-        let start = cursor.map(|c| decode_cursor(c, &[(pinned.0, &pinned.1)])).transpose()?;
-        let out = query.set_exclusive_start_key(start).send().await.map_err(sdk_error)?;
+        let start = cursor
+            .map(|c| decode_cursor(c, &[(pinned.0, &pinned.1)]))
+            .transpose()?;
+        let out = query
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
         let agents = out
             .items
             .unwrap_or_default()
@@ -164,7 +206,12 @@ impl<'a> AgentRepo<'a> {
 
     /// Writes a status change computed from `before`; 409 (with the current agent) when the
     /// agent changed meanwhile, 404 when it is gone.
-    pub async fn change_status(&self, before: &Agent, after: &Agent, event: &DomainEvent) -> ApiResult<()> {
+    pub async fn change_status(
+        &self,
+        before: &Agent,
+        after: &Agent,
+        event: &DomainEvent,
+    ) -> ApiResult<()> {
         let status = after.status.as_str();
         let mut update = Update::builder()
             .table_name(self.state.table())
@@ -180,10 +227,11 @@ impl<'a> AgentRepo<'a> {
                 ":gsi1sk",
                 s(keys::agents_by_department_sk(status, &after.agent_id)),
             )
-            .expression_attribute_values(":gsi2pk", s(keys::agents_by_status_pk(self.tenant, status)))
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            );
+            .expression_attribute_values(
+                ":gsi2pk",
+                s(keys::agents_by_status_pk(self.tenant, status)),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let set = "SET #status = :status, updated_at = :at, last_activity = :activity, GSI1SK = :gsi1sk, GSI2PK = :gsi2pk";
         update = match &after.current_call_id {
             Some(call_id) => update
@@ -215,7 +263,72 @@ impl<'a> AgentRepo<'a> {
                 current: serde_json::to_value(Self::from_item(current)?).ok(),
             }),
             None if cancelled.condition_failed(0) => Err(ApiError::not_found("agent")),
-            _ => Err(ApiError::internal(format!("status change cancelled: {:?}", cancelled.reasons))),
+            _ => Err(ApiError::internal(format!(
+                "status change cancelled: {:?}",
+                cancelled.reasons
+            ))),
+        }
+    }
+
+    /// Deregisters an agent and releases its department reference, atomically; refused with
+    /// 409 while the agent is busy on a call, or when it changed since `before` was read.
+    pub async fn deregister(&self, before: &Agent, event: &DomainEvent) -> ApiResult<()> {
+        let delete = Delete::builder()
+            .table_name(self.state.table())
+            .key(keys::PK, s(keys::agents_pk(self.tenant)))
+            .key(keys::SK, s(keys::agent_sk(&before.agent_id)))
+            .condition_expression("updated_at = :before AND #status <> :busy")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":before", s(&before.updated_at))
+            .expression_attribute_values(":busy", s(AgentStatus::Busy.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(ApiError::internal)?;
+        let actions = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            directory::reference(
+                self.state,
+                self.tenant,
+                &before.department,
+                directory::AGENT_COUNT,
+                -1,
+            )?,
+            event.put(self.state, self.tenant)?,
+        ];
+        let Err(err) = self
+            .state
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        else {
+            return Ok(());
+        };
+        let cancelled = transaction_cancellation(err)?;
+        match cancelled.item(0).cloned() {
+            Some(current) if cancelled.condition_failed(0) => {
+                let current = Self::from_item(current)?;
+                let busy = current.status == AgentStatus::Busy;
+                Err(ApiError::Conflict {
+                    code: if busy {
+                        "agent_busy"
+                    } else {
+                        "concurrent_update"
+                    },
+                    message: if busy {
+                        "the agent is on a call; end or transfer it first".into()
+                    } else {
+                        "the agent changed meanwhile; retry".into()
+                    },
+                    current: serde_json::to_value(current).ok(),
+                })
+            }
+            None if cancelled.condition_failed(0) => Err(ApiError::not_found("agent")),
+            _ => Err(ApiError::internal(format!(
+                "deregister cancelled: {:?}",
+                cancelled.reasons
+            ))),
         }
     }
 }

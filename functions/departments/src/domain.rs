@@ -98,11 +98,17 @@ const DESCRIPTION_MAX: usize = 1000;
 
 impl CreateDepartment {
     /// Validates the request and builds the new department.
-    pub fn into_department(self, region: phone::Region, now: OffsetDateTime) -> ApiResult<Department> {
+    pub fn into_department(
+        self,
+        region: phone::Region,
+        now: OffsetDateTime,
+    ) -> ApiResult<Department> {
         let mut v = Violations::new();
         let name = v.text("name", &self.name, 1, NAME_MAX);
         let phone_number = phone_field(&mut v, &self.phone_number, region);
-        let description = self.description.map(|d| v.text("description", &d, 0, DESCRIPTION_MAX));
+        let description = self
+            .description
+            .map(|d| v.text("description", &d, 0, DESCRIPTION_MAX));
         let color = self.color.map(|c| color_field(&mut v, &c));
         if let Some(hours) = &self.business_hours {
             check_business_hours(&mut v, hours);
@@ -144,7 +150,12 @@ pub struct Updated {
 
 impl UpdateDepartment {
     /// Validates the update and applies it to `current`.
-    pub fn apply(self, current: &Department, region: phone::Region, now: OffsetDateTime) -> ApiResult<Updated> {
+    pub fn apply(
+        self,
+        current: &Department,
+        region: phone::Region,
+        now: OffsetDateTime,
+    ) -> ApiResult<Updated> {
         let mut v = Violations::new();
         let nothing_sent = self.name.is_none()
             && self.phone_number.is_none()
@@ -164,7 +175,8 @@ impl UpdateDepartment {
             Patch::Missing => {}
             Patch::Null => next.description = None,
             Patch::Value(d) => {
-                next.description = Some(v.text("description", &d, 0, DESCRIPTION_MAX)).filter(|d| !d.is_empty());
+                next.description =
+                    Some(v.text("description", &d, 0, DESCRIPTION_MAX)).filter(|d| !d.is_empty());
             }
         }
         match self.color {
@@ -201,7 +213,10 @@ pub fn name_change(before: &Department, after: &Department) -> NameChange {
     let key = |d: &Department| d.name.trim().to_lowercase();
     let same_name = key(before) == key(after);
     match (before.is_active, after.is_active) {
-        (true, true) if same_name => NameChange { release: None, reserve: None },
+        (true, true) if same_name => NameChange {
+            release: None,
+            reserve: None,
+        },
         (true, true) => NameChange {
             release: Some(before.name.clone()),
             reserve: Some(after.name.clone()),
@@ -214,7 +229,10 @@ pub fn name_change(before: &Department, after: &Department) -> NameChange {
             release: None,
             reserve: Some(after.name.clone()),
         },
-        (false, false) => NameChange { release: None, reserve: None },
+        (false, false) => NameChange {
+            release: None,
+            reserve: None,
+        },
     }
 }
 
@@ -230,7 +248,11 @@ fn phone_field(v: &mut Violations, raw: &str, region: phone::Region) -> String {
 
 fn color_field(v: &mut Violations, raw: &str) -> String {
     let color = raw.trim().to_ascii_lowercase();
-    v.check(is_hex_color(&color), "color", "must be a hex colour such as #1e88e5");
+    v.check(
+        is_hex_color(&color),
+        "color",
+        "must be a hex colour such as #1e88e5",
+    );
     color
 }
 
@@ -240,15 +262,23 @@ fn minutes(hhmm: &str) -> Option<u32> {
         return None;
     }
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 60 + m).or((h == 24 && m == 0).then_some(24 * 60))
+    (h < 24 && m < 60)
+        .then_some(h * 60 + m)
+        .or((h == 24 && m == 0).then_some(24 * 60))
 }
 
 fn check_business_hours(v: &mut Violations, hours: &BusinessHours) {
     let tz = hours.timezone.as_str();
     let tz_ok = (1..=64).contains(&tz.len())
         && tz.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-        && tz.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
-    v.check(tz_ok, "business_hours.timezone", "must be an IANA time zone such as America/New_York");
+        && tz
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'));
+    v.check(
+        tz_ok,
+        "business_hours.timezone",
+        "must be an IANA time zone such as America/New_York",
+    );
     for (day, intervals) in &hours.schedule {
         let day_name = serde_json::to_value(day)
             .ok()
@@ -264,7 +294,10 @@ fn check_business_hours(v: &mut Violations, hours: &BusinessHours) {
             match (minutes(&interval.open), minutes(&interval.close)) {
                 (Some(open), Some(close)) if open < close => spans.push((open, close)),
                 (Some(_), Some(_)) => v.add(&format!("{field}[{i}]"), "close must be after open"),
-                _ => v.add(&format!("{field}[{i}]"), "times must be HH:MM (00:00-24:00)"),
+                _ => v.add(
+                    &format!("{field}[{i}]"),
+                    "times must be HH:MM (00:00-24:00)",
+                ),
             }
         }
         spans.sort_unstable();
@@ -291,13 +324,18 @@ mod tests {
     fn fields(err: vocelio_shared::ApiError) -> Vec<String> {
         err.body()["details"]
             .as_array()
-            .map(|a| a.iter().filter_map(|d| d["field"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     #[test]
     fn the_seeds_department_is_normalised() {
-        let d = create(serde_json::json!({"name": " Sales ", "phone_number": "+1555-SALES-01"})).unwrap();
+        let d = create(serde_json::json!({"name": " Sales ", "phone_number": "+1555-SALES-01"}))
+            .unwrap();
         assert_eq!(d.name, "Sales");
         assert_eq!(d.phone_number, "+15557253701");
         assert!(d.is_active && d.id.starts_with("dept_"));
@@ -315,7 +353,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             fields(err),
-            vec!["name", "phone_number", "color", "business_hours.timezone", "business_hours.schedule.monday[0]"]
+            vec![
+                "name",
+                "phone_number",
+                "color",
+                "business_hours.timezone",
+                "business_hours.schedule.monday[0]"
+            ]
         );
     }
 
@@ -333,21 +377,37 @@ mod tests {
     #[test]
     fn updates_are_partial_and_track_the_name_reservation() {
         let d = create(serde_json::json!({"name": "Sales", "phone_number": "555-123-4567", "description": "x"})).unwrap();
-        let patch: UpdateDepartment = serde_json::from_value(serde_json::json!({"description": null})).unwrap();
+        let patch: UpdateDepartment =
+            serde_json::from_value(serde_json::json!({"description": null})).unwrap();
         let up = patch.apply(&d, US, NOW).unwrap();
         assert_eq!(up.department.description, None);
         assert_eq!(up.department.name, "Sales");
-        assert_eq!(up.names, NameChange { release: None, reserve: None });
+        assert_eq!(
+            up.names,
+            NameChange {
+                release: None,
+                reserve: None
+            }
+        );
 
-        let patch: UpdateDepartment = serde_json::from_value(serde_json::json!({"name": "SALES"})).unwrap();
-        assert_eq!(patch.apply(&d, US, NOW).unwrap().names, NameChange { release: None, reserve: None });
+        let patch: UpdateDepartment =
+            serde_json::from_value(serde_json::json!({"name": "SALES"})).unwrap();
+        assert_eq!(
+            patch.apply(&d, US, NOW).unwrap().names,
+            NameChange {
+                release: None,
+                reserve: None
+            }
+        );
 
-        let patch: UpdateDepartment = serde_json::from_value(serde_json::json!({"name": "Billing"})).unwrap();
+        let patch: UpdateDepartment =
+            serde_json::from_value(serde_json::json!({"name": "Billing"})).unwrap();
         let up = patch.apply(&d, US, NOW).unwrap();
         assert_eq!(up.names.release.as_deref(), Some("Sales"));
         assert_eq!(up.names.reserve.as_deref(), Some("Billing"));
 
-        let patch: UpdateDepartment = serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
+        let patch: UpdateDepartment =
+            serde_json::from_value(serde_json::json!({"is_active": false})).unwrap();
         let up = patch.apply(&d, US, NOW).unwrap();
         assert!(up.deactivates);
         assert_eq!(up.names.reserve, None);

@@ -10,7 +10,7 @@ use vocelio_shared::auth::{Admins, Authorized};
 use vocelio_shared::dynamo::page_limit;
 use vocelio_shared::events::{DomainEvent, types};
 use vocelio_shared::extract::{IdempotencyKey, JsonBody, QueryParams};
-use vocelio_shared::idempotency::Idempotent;
+use vocelio_shared::idempotency;
 use vocelio_shared::{ApiError, ApiResult, AppState, AuthUser, clock, ids};
 
 use crate::domain::{CreateDepartment, Department, UpdateDepartment};
@@ -35,7 +35,9 @@ pub async fn list(
     let page = DepartmentRepo::new(&state, &user.tenant)
         .list(params.include_inactive, limit, params.cursor.as_deref())
         .await?;
-    Ok(Json(json!({ "departments": page.departments, "next_cursor": page.next_cursor })))
+    Ok(Json(
+        json!({ "departments": page.departments, "next_cursor": page.next_cursor }),
+    ))
 }
 
 /// `POST /api/departments` → 201 `{department}` (admins; accepts `Idempotency-Key`).
@@ -45,31 +47,28 @@ pub async fn create(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(request): JsonBody<CreateDepartment>,
 ) -> ApiResult<Response> {
-    let idempotent = key
-        .map(|k| Idempotent::new(&user.tenant, "create_department", &k, &request))
-        .transpose()?;
-    if let Some(guard) = &idempotent {
-        if let Some(replay) = guard.replay(&state).await? {
-            return Ok(replay.into_response());
-        }
+    let guard = idempotency::guard(&user.tenant, "create_department", key.as_deref(), &request)?;
+    if let Some(replay) = idempotency::replay_of(guard.as_ref(), &state).await? {
+        return Ok(replay.into_response());
     }
     let now = clock::now();
     let department = request.into_department(state.config.default_phone_region, now)?;
     let body = json!({ "department": department });
-    let mut extra = vec![DomainEvent::new(types::DEPARTMENT_CREATED, &department, now)?.put(&state, &user.tenant)?];
-    if let Some(guard) = &idempotent {
+    let mut extra = vec![
+        DomainEvent::new(types::DEPARTMENT_CREATED, &department, now)?.put(&state, &user.tenant)?,
+    ];
+    if let Some(guard) = &guard {
         extra.push(guard.record(&state, StatusCode::CREATED, &body)?);
     }
-    if let Err(err) = DepartmentRepo::new(&state, &user.tenant).create(&department, extra).await {
-        // A concurrent retry with the same key may have won: answer with its result.
-        if let Some(guard) = &idempotent {
-            if let Some(replay) = guard.replay(&state).await? {
-                return Ok(replay.into_response());
-            }
-        }
-        return Err(err);
-    }
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let repo = DepartmentRepo::new(&state, &user.tenant);
+    idempotency::finish_create(
+        &state,
+        guard.as_ref(),
+        StatusCode::CREATED,
+        body,
+        repo.create(&department, extra),
+    )
+    .await
 }
 
 /// `GET /api/departments/{id}` → `{department}` (inactive ones too: history names them).
@@ -92,9 +91,15 @@ pub async fn update(
     let before = find(&state, &user, &id).await?;
     let now = clock::now();
     let updated = patch.apply(&before, state.config.default_phone_region, now)?;
-    let event_type = if updated.deactivates { types::DEPARTMENT_DELETED } else { types::DEPARTMENT_UPDATED };
+    let event_type = if updated.deactivates {
+        types::DEPARTMENT_DELETED
+    } else {
+        types::DEPARTMENT_UPDATED
+    };
     let event = DomainEvent::new(event_type, &updated.department, now)?;
-    DepartmentRepo::new(&state, &user.tenant).update(&before, &updated, &event).await?;
+    DepartmentRepo::new(&state, &user.tenant)
+        .update(&before, &updated, &event)
+        .await?;
     Ok(Json(json!({ "department": updated.department })))
 }
 
@@ -118,7 +123,9 @@ pub async fn delete(
         ..before.clone()
     };
     let event = DomainEvent::new(types::DEPARTMENT_DELETED, &after, now)?;
-    DepartmentRepo::new(&state, &user.tenant).deactivate(&before, &after, &event).await?;
+    DepartmentRepo::new(&state, &user.tenant)
+        .deactivate(&before, &after, &event)
+        .await?;
     Ok(Json(json!({ "department": after, "deleted": true })))
 }
 

@@ -19,12 +19,17 @@ pub fn routes() -> Router<AppState> {
         .route("/departments", get(handlers::list).post(handlers::create))
         .route(
             "/departments/{id}",
-            get(handlers::get_one).put(handlers::update).delete(handlers::delete),
+            get(handlers::get_one)
+                .put(handlers::update)
+                .delete(handlers::delete),
         );
     Router::new().nest("/api", api.clone()).merge(api)
 }
 
 /// The finished service, as Lambda and `cargo lambda watch` run it.
 pub fn router(state: AppState) -> Router {
-    finish(routes().merge(health_routes(SERVICE, env!("CARGO_PKG_VERSION"))), state)
+    finish(
+        routes().merge(health_routes(SERVICE, env!("CARGO_PKG_VERSION"))),
+        state,
+    )
 }

@@ -4,7 +4,9 @@
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use vocelio_shared::dynamo::{Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation};
+use vocelio_shared::dynamo::{
+    Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation,
+};
 use vocelio_shared::error::{ApiError, ApiResult};
 use vocelio_shared::events::DomainEvent;
 use vocelio_shared::ids::TenantId;
@@ -99,9 +101,16 @@ impl<'a> DepartmentRepo<'a> {
     }
 
     /// A page of departments in creation order (only active ones unless `include_inactive`).
-    pub async fn list(&self, include_inactive: bool, limit: i32, cursor: Option<&str>) -> ApiResult<Page> {
+    pub async fn list(
+        &self,
+        include_inactive: bool,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page> {
         let pk = self.pk();
-        let start = cursor.map(|c| decode_cursor(c, &[(keys::PK, &pk)])).transpose()?;
+        let start = cursor
+            .map(|c| decode_cursor(c, &[(keys::PK, &pk)]))
+            .transpose()?;
         let mut query = self
             .state
             .db
@@ -157,13 +166,21 @@ impl<'a> DepartmentRepo<'a> {
                 let cancelled = transaction_cancellation(err)?;
                 if cancelled.condition_failed(1) {
                     Err(name_taken(&department.name))
-                } else if cancelled.reasons.iter().skip(2).any(|r| r.as_deref() == Some("ConditionalCheckFailed")) {
+                } else if cancelled
+                    .reasons
+                    .iter()
+                    .skip(2)
+                    .any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
+                {
                     Err(ApiError::conflict(
                         "idempotency_in_progress",
                         "a request with this Idempotency-Key was completed concurrently; retry to get its result",
                     ))
                 } else {
-                    Err(ApiError::internal(format!("department create cancelled: {:?}", cancelled.reasons)))
+                    Err(ApiError::internal(format!(
+                        "department create cancelled: {:?}",
+                        cancelled.reasons
+                    )))
                 }
             }
         }
@@ -171,7 +188,12 @@ impl<'a> DepartmentRepo<'a> {
 
     /// Writes an update computed by the domain; 409 when the new name is taken, when the
     /// department changed meanwhile, or when deactivating one that agents still reference.
-    pub async fn update(&self, before: &Department, updated: &Updated, event: &DomainEvent) -> ApiResult<()> {
+    pub async fn update(
+        &self,
+        before: &Department,
+        updated: &Updated,
+        event: &DomainEvent,
+    ) -> ApiResult<()> {
         let after = &updated.department;
         let mut update = Update::builder()
             .table_name(self.state.table())
@@ -192,12 +214,16 @@ impl<'a> DepartmentRepo<'a> {
             .expression_attribute_values(":old_name", s(&before.name))
             .expression_attribute_values(":old_active", AttributeValue::Bool(before.is_active))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let mut condition = "attribute_exists(PK) AND #name = :old_name AND is_active = :old_active".to_owned();
+        let mut condition =
+            "attribute_exists(PK) AND #name = :old_name AND is_active = :old_active".to_owned();
         if updated.deactivates {
             condition.push_str(&format!(" AND {} = :zero", directory::AGENT_COUNT));
             update = update.expression_attribute_values(":zero", AttributeValue::N("0".into()));
         }
-        let update = update.condition_expression(condition).build().map_err(ApiError::internal)?;
+        let update = update
+            .condition_expression(condition)
+            .build()
+            .map_err(ApiError::internal)?;
         let mut actions = vec![TransactWriteItem::builder().update(update).build()];
         if let Some(old) = &updated.names.release {
             actions.push(self.release_name(old, &before.id)?);
@@ -212,13 +238,21 @@ impl<'a> DepartmentRepo<'a> {
 
     /// Soft-deletes (deactivates) a department and releases its name; 409 while agents
     /// are registered to it.
-    pub async fn deactivate(&self, before: &Department, after: &Department, event: &DomainEvent) -> ApiResult<()> {
+    pub async fn deactivate(
+        &self,
+        before: &Department,
+        after: &Department,
+        event: &DomainEvent,
+    ) -> ApiResult<()> {
         let update = Update::builder()
             .table_name(self.state.table())
             .key(keys::PK, s(self.pk()))
             .key(keys::SK, s(keys::department_sk(&before.id)))
             .update_expression("SET is_active = :inactive, updated_at = :updated_at")
-            .condition_expression(format!("is_active = :active AND {} = :zero", directory::AGENT_COUNT))
+            .condition_expression(format!(
+                "is_active = :active AND {} = :zero",
+                directory::AGENT_COUNT
+            ))
             .expression_attribute_values(":inactive", AttributeValue::Bool(false))
             .expression_attribute_values(":active", AttributeValue::Bool(true))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
@@ -234,7 +268,12 @@ impl<'a> DepartmentRepo<'a> {
         self.commit(actions, None, &after.name).await
     }
 
-    async fn commit(&self, actions: Vec<TransactWriteItem>, reserve_index: Option<usize>, name: &str) -> ApiResult<()> {
+    async fn commit(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        reserve_index: Option<usize>,
+        name: &str,
+    ) -> ApiResult<()> {
         let Err(err) = self
             .state
             .db
@@ -272,7 +311,10 @@ impl<'a> DepartmentRepo<'a> {
                 current: current_json,
             });
         }
-        Err(ApiError::internal(format!("department write cancelled: {:?}", cancelled.reasons)))
+        Err(ApiError::internal(format!(
+            "department write cancelled: {:?}",
+            cancelled.reasons
+        )))
     }
 }
 

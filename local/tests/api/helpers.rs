@@ -1,0 +1,304 @@
+//! The test harness: the stand-ins start once per run (free loopback ports, stopped by PID
+//! when the run ends), every test gets the real merged router on its own free port and a
+//! fresh tenant, and sessions that read like a user's actions.
+
+use std::sync::OnceLock;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use vocelio_local::stack::{self, DEV_JWT_SECRET, LocalAws};
+use vocelio_local::standins::{self, StandIns};
+use vocelio_local::tables::TableSpec;
+use vocelio_shared::config::Config;
+use vocelio_shared::{AppState, Role};
+
+/// The running stand-ins of this test run.
+pub struct Stand {
+    pub dynamodb_url: String,
+    pub s3_url: String,
+    pub tables: Vec<TableSpec>,
+}
+
+static STAND: OnceLock<Result<Stand, String>> = OnceLock::new();
+
+/// Starts the stand-ins once (installing what is missing) and creates the tables.
+pub fn stand() -> &'static Stand {
+    let result = STAND.get_or_init(|| {
+        std::thread::spawn(|| -> Result<Stand, String> {
+            let standins = StandIns::start(None, None).map_err(|e| e.to_string())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let tables = runtime.block_on(async {
+                let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
+                aws.provision(&standins::project_root().join("template.yaml"))
+                    .await
+            })?;
+            let stand = Stand {
+                dynamodb_url: standins.dynamodb.url.clone(),
+                s3_url: standins.s3.url.clone(),
+                tables,
+            };
+            // Kept running for the whole run; their supervisors stop them by PID when this
+            // test process exits.
+            std::mem::forget(standins);
+            Ok(stand)
+        })
+        .join()
+        .unwrap_or_else(|_| Err("starting the stand-ins panicked".into()))
+    });
+    match result {
+        Ok(stand) => stand,
+        Err(e) => panic!("the local stand-ins could not start: {e}"),
+    }
+}
+
+/// One running copy of the API with its own tenant.
+pub struct TestApp {
+    pub base: String,
+    pub tenant: String,
+    pub state: AppState,
+    http: reqwest::Client,
+}
+
+/// A fresh tenant id.
+pub fn new_tenant() -> String {
+    format!("t-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Starts the merged router (exactly what `vocelio-local up` serves) on a free port.
+pub async fn spawn_app() -> TestApp {
+    let stand = stand();
+    let aws = LocalAws::connect(&stand.dynamodb_url, &stand.s3_url).await;
+    let core = stand.tables[0].logical_id.clone();
+    let config = Config::from_source(&move |name: &str| match name {
+        "TABLE_NAME" => Some(core.clone()),
+        "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
+        _ => None,
+    })
+    .expect("test config");
+    let state = stack::local_state(config, &aws);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = vocelio_local::app::app(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestApp {
+        base,
+        tenant: new_tenant(),
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The machine code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// The fields named by a 422.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|f| f["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+}
+
+/// A user of the app: a bearer token (or none) and the headers they send.
+#[derive(Clone)]
+pub struct Session<'a> {
+    app: &'a TestApp,
+    token: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl TestApp {
+    /// A signed-in user of this app's tenant.
+    pub fn user(&self, role: Role, user_id: &str) -> Session<'_> {
+        self.user_in(&self.tenant, role, user_id)
+    }
+
+    /// A signed-in user of another tenant.
+    pub fn user_in(&self, tenant: &str, role: Role, user_id: &str) -> Session<'_> {
+        let token = stack::mint_token(DEV_JWT_SECRET, tenant, user_id, role, 1).expect("token");
+        self.with_token(Some(token))
+    }
+
+    /// The tenant's admin.
+    pub fn admin(&self) -> Session<'_> {
+        self.user(Role::Admin, "admin-1")
+    }
+
+    /// The tenant's supervisor.
+    pub fn supervisor(&self) -> Session<'_> {
+        self.user(Role::Supervisor, "sup-1")
+    }
+
+    /// An agent of the tenant, signed in as `agent_id`.
+    pub fn agent(&self, agent_id: &str) -> Session<'_> {
+        self.user(Role::Agent, agent_id)
+    }
+
+    /// Someone with no token at all.
+    pub fn anonymous(&self) -> Session<'_> {
+        self.with_token(None)
+    }
+
+    /// Someone presenting exactly `token`.
+    pub fn with_token(&self, token: Option<String>) -> Session<'_> {
+        Session {
+            app: self,
+            token,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The raw HTTP client (for requests a session cannot express).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+impl Session<'_> {
+    /// The same user, also sending `name: value`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends a request with an optional JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"))
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// Creates a department and returns it (asserting 201).
+    pub async fn create_department(&self, name: &str, phone: &str) -> Value {
+        let reply = self
+            .post(
+                "/api/departments",
+                json!({ "name": name, "phone_number": phone }),
+            )
+            .await
+            .expect(201);
+        reply.body["department"].clone()
+    }
+
+    /// Registers an agent in `department` (an id or a name) and returns it (asserting 201).
+    pub async fn register_agent(&self, agent_id: &str, department: &str) -> Value {
+        let reply = self
+            .post(
+                "/api/agents/register",
+                json!({
+                    "agent_id": agent_id,
+                    "name": format!("Agent {agent_id}"),
+                    "email": format!("{agent_id}@example.com"),
+                    "department": department,
+                    "skills": ["billing"],
+                    "languages": ["en"],
+                }),
+            )
+            .await
+            .expect(201);
+        reply.body["agent"].clone()
+    }
+}
+
+/// The `id` field of a department value.
+pub fn id_of(department: &Value) -> String {
+    department["id"].as_str().expect("department id").to_owned()
+}
+
+/// The events in `tenant`'s log, oldest first.
+pub async fn events_of(app: &TestApp, tenant: &str) -> Vec<Value> {
+    let tenant = vocelio_shared::ids::TenantId::parse(tenant).expect("tenant");
+    let out = app
+        .state
+        .db
+        .query()
+        .table_name(app.state.table())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(vocelio_shared::keys::events_pk(&tenant)),
+        )
+        .send()
+        .await
+        .expect("query events");
+    out.items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).expect("event"))
+        .collect()
+}

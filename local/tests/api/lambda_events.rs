@@ -1,0 +1,80 @@
+//! Every sample event in `events/` is an API Gateway HTTP API (v2) event, dispatched here
+//! through the router of the function its folder names, exactly as `sam local invoke` or
+//! `cargo lambda invoke --data-file` would. The expected status is in the file name
+//! (`create-department.201.json`); files run in name order per function, departments first.
+
+use std::path::PathBuf;
+
+use tower::ServiceExt;
+use vocelio_local::standins::project_root;
+
+use crate::helpers::{spawn_app, stand};
+
+fn event_files(function: &str) -> Vec<PathBuf> {
+    let dir = project_root().join("events").join(function);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn expected_status(path: &std::path::Path) -> u16 {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('.').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}: name must end in .<status>.json", path.display()))
+}
+
+#[tokio::test]
+async fn every_sample_event_dispatches_through_its_function() {
+    let _ = stand();
+    let app = spawn_app().await;
+    let folders: Vec<String> = std::fs::read_dir(project_root().join("events"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let known = [departments::SERVICE, agents::SERVICE];
+    for folder in &folders {
+        assert!(
+            known.contains(&folder.as_str()),
+            "events/{folder} names no function"
+        );
+    }
+    let mut count = 0;
+    for function in known {
+        for path in event_files(function) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let request = lambda_http::request::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not an API Gateway event: {e}", path.display()));
+            let request = request.map(|body| axum::body::Body::from(body.to_vec()));
+            let router = match function {
+                "departments" => departments::router(app.state.clone()),
+                _ => agents::router(app.state.clone()),
+            };
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            assert_eq!(
+                status,
+                expected_status(&path),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&body)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("{}: answer is not JSON", path.display()));
+            assert!(json.is_object());
+            count += 1;
+        }
+    }
+    assert!(count >= 6, "only {count} sample events");
+}

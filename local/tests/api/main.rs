@@ -1,0 +1,9 @@
+//! Integration tests: real HTTP against the real routers, DynamoDB Local and moto over the
+//! network. One binary, so the stand-ins start once per run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod agents;
+mod departments;
+mod helpers;
+mod lambda_events;
+mod platform;
