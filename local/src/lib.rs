@@ -2,6 +2,7 @@
 //! stand-ins, tables and merged router as `vocelio-local up`.
 
 pub mod app;
+pub mod bench;
 pub mod stack;
 pub mod standins;
 pub mod tables;

@@ -32,6 +32,15 @@ enum Cmd {
     },
     /// Install the stand-ins (Java 17, DynamoDB Local, moto, espeak-ng) and exit.
     Install,
+    /// Measure API latency vs raw DynamoDB Local, and Lambda cold starts (release builds).
+    Bench {
+        /// Requests per series.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Where `cargo lambda build --release` put the binaries (default target/lambda).
+        #[arg(long)]
+        lambda_dir: Option<std::path::PathBuf>,
+    },
     /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
     Token {
         #[arg(long, default_value = "demo")]
@@ -62,6 +71,7 @@ async fn main() -> ExitCode {
             dynamodb_port,
             s3_port,
         } => up(port, dynamodb_port, s3_port).await,
+        Cmd::Bench { requests, lambda_dir } => vocelio_local::bench::run(requests, lambda_dir).await,
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),
