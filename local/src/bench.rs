@@ -56,19 +56,33 @@ fn print_series(label: &str, s: &Series) {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), String> {
-    println!("Vocelio benchmark ({} requests per series, {} cores)", requests, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "Vocelio benchmark ({} requests per series, {} cores)",
+        requests,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     let standins = tokio::task::spawn_blocking(|| StandIns::start(None, None))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
-    let tables = aws.provision(&standins::project_root().join("template.yaml")).await?;
-    let core = tables.first().map(|t| t.logical_id.clone()).ok_or("no table")?;
+    let tables = aws
+        .provision(&standins::project_root().join("template.yaml"))
+        .await?;
+    let core = tables
+        .first()
+        .map(|t| t.logical_id.clone())
+        .ok_or("no table")?;
     let config = stack::local_config(&core).map_err(|e| e.to_string())?;
     let secret = config.jwt_secret.expose().to_owned();
     let state = stack::local_state(config, &aws);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     let app = crate::app::app(state.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -77,7 +91,10 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
     // Seed one department and one agent in a bench tenant.
     let tenant = "bench";
     let token = stack::mint_token(&secret, tenant, "admin-1", Role::Admin, 1)?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())?;
     let created = http
         .post(format!("{base}/api/departments"))
         .bearer_auth(&token)
@@ -86,7 +103,10 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         .await
         .map_err(|e| e.to_string())?;
     if !created.status().is_success() {
-        return Err(format!("seeding the department failed: {}", created.status()));
+        return Err(format!(
+            "seeding the department failed: {}",
+            created.status()
+        ));
     }
     let registered = http
         .post(format!("{base}/api/agents/register"))
@@ -99,83 +119,93 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         return Err(format!("seeding the agent failed: {}", registered.status()));
     }
     let url = format!("{base}/api/agents/bench-agent");
+    let token_for_lambda = token.clone();
 
-    // Warm up both paths.
-    for _ in 0..50 {
-        let _ = http.get(&url).bearer_auth(&token).send().await;
-    }
-
-    println!("\nGET /api/agents/{{agent_id}} through the local stack vs DynamoDB Local GetItem:");
     let tenant_id = vocelio_shared::ids::TenantId::parse(tenant).map_err(|e| e.to_string())?;
     let pk = vocelio_shared::keys::agents_pk(&tenant_id);
     let sk = vocelio_shared::keys::agent_sk("bench-agent");
-    let raw = {
-        let mut samples = Vec::with_capacity(requests);
-        let wall = Instant::now();
-        for _ in 0..requests {
-            let t = Instant::now();
-            state
-                .db
+    let get_item = {
+        let db = state.db.clone();
+        let table = state.table().to_owned();
+        move || {
+            let request = db
                 .get_item()
-                .table_name(state.table())
+                .table_name(&table)
                 .key("PK", s(&pk))
                 .key("SK", s(&sk))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            samples.push(t.elapsed());
+                .consistent_read(true);
+            async move { request.send().await.map(|_| ()).map_err(|e| e.to_string()) }
         }
-        summarize(samples, wall.elapsed())
     };
-    print_series("DynamoDB Local GetItem (SDK, 1 client)", &raw);
-
-    let mut api_series = Vec::new();
-    for clients in [1usize, 32] {
-        let per_client = requests.div_ceil(clients).max(1);
-        let wall = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..clients {
-            let http = http.clone();
-            let url = url.clone();
-            let token = token.clone();
-            tasks.spawn(async move {
-                let mut samples = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
-                    let t = Instant::now();
-                    match http.get(&url).bearer_auth(&token).send().await {
-                        Ok(r) if r.status() == StatusCode::OK => {
-                            let _ = r.bytes().await;
-                            samples.push(t.elapsed());
-                        }
-                        Ok(r) => return Err(format!("status {}", r.status())),
-                        Err(e) => return Err(e.to_string()),
+    let get_api = {
+        let http = http.clone();
+        move || {
+            let request = http.get(&url).bearer_auth(&token);
+            async move {
+                match request.send().await {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
                     }
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
                 }
-                Ok(samples)
-            });
+            }
         }
-        let mut samples = Vec::new();
-        for result in tasks.join_all().await {
-            samples.extend(result?);
-        }
-        let series = summarize(samples, wall.elapsed());
-        print_series(&format!("API, {clients} concurrent client(s)"), &series);
-        api_series.push(series);
-    }
-    if let Some(single) = api_series.first() {
-        println!(
-            "  ratio API/GetItem at 1 client: p50 {:.2}x, p99 {:.2}x",
-            single.p50.as_secs_f64() / raw.p50.as_secs_f64(),
-            single.p99.as_secs_f64() / raw.p99.as_secs_f64()
-        );
-    }
-    println!("  local stack process peak RSS: {}", peak_rss_kib(std::process::id()).map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)));
+    };
 
-    let lambda_dir = lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
+    // Warm up both paths (DynamoDB Local is a JVM: its JIT needs a few thousand calls).
+    for _ in 0..1500 {
+        get_item().await?;
+        get_api().await?;
+    }
+
+    println!("\nGET /api/agents/{{agent_id}} through the local stack vs DynamoDB Local GetItem:");
+    // One client: the two alternate, so both see the same machine state.
+    let (mut raw_samples, mut api_samples) =
+        (Vec::with_capacity(requests), Vec::with_capacity(requests));
+    let (mut raw_wall, mut api_wall) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..requests {
+        let t = Instant::now();
+        get_item().await?;
+        let raw = t.elapsed();
+        let t = Instant::now();
+        get_api().await?;
+        let api = t.elapsed();
+        raw_samples.push(raw);
+        api_samples.push(api);
+        raw_wall += raw;
+        api_wall += api;
+    }
+    let raw = summarize(raw_samples, raw_wall);
+    let single = summarize(api_samples, api_wall);
+    print_series("DynamoDB Local GetItem, 1 client", &raw);
+    print_series("API, 1 client", &single);
+    let raw32 = concurrent(32, requests, get_item.clone()).await?;
+    let api32 = concurrent(32, requests, get_api.clone()).await?;
+    print_series("DynamoDB Local GetItem, 32 concurrent clients", &raw32);
+    print_series("API, 32 concurrent clients", &api32);
+    println!(
+        "  ratio API / GetItem: 1 client p50 {:.2}x p99 {:.2}x; 32 clients p50 {:.2}x p99 {:.2}x, throughput {:.2}x",
+        single.p50.as_secs_f64() / raw.p50.as_secs_f64(),
+        single.p99.as_secs_f64() / raw.p99.as_secs_f64(),
+        api32.p50.as_secs_f64() / raw32.p50.as_secs_f64(),
+        api32.p99.as_secs_f64() / raw32.p99.as_secs_f64(),
+        api32.per_second / raw32.per_second,
+    );
+    println!(
+        "  local stack process peak RSS: {}",
+        peak_rss_kib(std::process::id())
+            .map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    );
+
+    let lambda_dir =
+        lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
     println!("\nLambda binaries ({}):", lambda_dir.display());
-    let agent_token = stack::mint_token(&secret, tenant, "admin-1", Role::Admin, 1)?;
-    for (function, path) in [("departments", "/api/departments"), ("agents", "/api/agents/bench-agent")] {
+    let agent_token = token_for_lambda;
+    for (function, path) in [
+        ("departments", "/api/departments"),
+        ("agents", "/api/agents/bench-agent"),
+    ] {
         let binary = lambda_dir.join(function).join("bootstrap");
         if !binary.exists() {
             println!("  {function:<12} not built: run `cargo lambda build --release` first");
@@ -186,7 +216,8 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         let mut rss = Vec::new();
         for _ in 0..5 {
             let event = api_event(path, &agent_token);
-            let (start, peak) = cold_start(&binary, &event, &standins.dynamodb.url, &core, &secret).await?;
+            let (start, peak) =
+                cold_start(&binary, &event, &standins.dynamodb.url, &core, &secret).await?;
             starts.push(start);
             rss.push(peak);
         }
@@ -202,6 +233,34 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
     }
     drop(standins);
     Ok(())
+}
+
+/// `total` calls of `call` spread over `clients` concurrent tasks.
+async fn concurrent<F, Fut>(clients: usize, total: usize, call: F) -> Result<Series, String>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let per_client = total.div_ceil(clients).max(1);
+    let wall = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let call = call.clone();
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                call().await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, String>(samples)
+        });
+    }
+    let mut samples = Vec::new();
+    for result in tasks.join_all().await {
+        samples.extend(result?);
+    }
+    Ok(summarize(samples, wall.elapsed()))
 }
 
 /// An API Gateway HTTP API v2 event for `GET path`.
@@ -251,7 +310,10 @@ async fn next_invocation(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
     }
     let mut headers = HeaderMap::new();
     let deadline = (time::OffsetDateTime::now_utc().unix_timestamp() + 30) * 1000;
-    headers.insert("lambda-runtime-aws-request-id", http::HeaderValue::from_static("bench-invocation-1"));
+    headers.insert(
+        "lambda-runtime-aws-request-id",
+        http::HeaderValue::from_static("bench-invocation-1"),
+    );
     if let Ok(v) = deadline.to_string().parse() {
         headers.insert("lambda-runtime-deadline-ms", v);
     }
@@ -259,7 +321,10 @@ async fn next_invocation(State(api): State<RuntimeApi>) -> (HeaderMap, String) {
         "lambda-runtime-invoked-function-arn",
         http::HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:bench"),
     );
-    headers.insert("lambda-runtime-trace-id", http::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+    headers.insert(
+        "lambda-runtime-trace-id",
+        http::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+    );
     (headers, api.event.to_string())
 }
 
@@ -284,12 +349,23 @@ async fn cold_start(
     };
     let router = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_answer))
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_answer))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(invocation_answer),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            post(invocation_answer),
+        )
         .route("/2018-06-01/runtime/init/error", post(invocation_answer))
         .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let runtime_api = listener.local_addr().map_err(|e| e.to_string())?.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let runtime_api = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

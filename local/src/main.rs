@@ -71,7 +71,10 @@ async fn main() -> ExitCode {
             dynamodb_port,
             s3_port,
         } => up(port, dynamodb_port, s3_port).await,
-        Cmd::Bench { requests, lambda_dir } => vocelio_local::bench::run(requests, lambda_dir).await,
+        Cmd::Bench {
+            requests,
+            lambda_dir,
+        } => vocelio_local::bench::run(requests, lambda_dir).await,
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),

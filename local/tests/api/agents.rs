@@ -497,3 +497,25 @@ async fn registrations_racing_a_delete_never_leave_a_dangling_reference() {
         assert_eq!(dept.body["department"]["is_active"], true);
     }
 }
+
+#[tokio::test]
+async fn a_retried_registration_with_an_idempotency_key_is_not_a_conflict() {
+    let app = spawn_app().await;
+    app.admin().create_department("Sales", "555-123-4567").await;
+    let supervisor = app.supervisor().header("Idempotency-Key", "register-ana");
+    let body = json!({"agent_id": "ana", "name": "Ana", "email": "ana@example.com", "department": "Sales"});
+    let first = supervisor
+        .post("/api/agents/register", body.clone())
+        .await
+        .expect(201);
+    let retry = supervisor
+        .post("/api/agents/register", body)
+        .await
+        .expect(201);
+    assert_eq!(first.body, retry.body);
+    // Without the key, the same request is a duplicate.
+    let plain = app.supervisor().post("/api/agents/register", json!({"agent_id": "ana", "name": "Ana", "email": "ana@example.com", "department": "Sales"})).await;
+    assert_eq!(plain.expect(409).code(), "agent_exists");
+    let dept = app.admin().get("/api/departments").await.expect(200);
+    assert_eq!(dept.body["departments"][0]["agent_count"], 1);
+}
