@@ -139,10 +139,12 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         standins.s3.url,
         stack::LOCAL_BUCKET,
     );
+    let sweeper = app::spawn_sweeper(state.clone(), std::time::Duration::from_secs(1));
     axum::serve(listener, app::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    sweeper.abort();
     eprintln!("[local] stopping stand-ins");
     drop(standins);
     Ok(())

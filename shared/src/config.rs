@@ -83,6 +83,18 @@ pub struct Config {
     pub event_ttl_hours: u32,
     /// How long an `Idempotency-Key` is remembered: `IDEMPOTENCY_TTL_HOURS`.
     pub idempotency_ttl_hours: u32,
+    /// Seconds an agent has to accept an offered transfer: `OFFER_TIMEOUT_SECONDS`.
+    pub offer_timeout_seconds: u32,
+    /// Seconds of wrap-up after a completed transfer (0: straight to available):
+    /// `WRAP_UP_SECONDS`.
+    pub wrap_up_seconds: u32,
+    /// Handle time assumed for wait estimates before a department has history:
+    /// `DEFAULT_HANDLE_SECONDS`.
+    pub default_handle_seconds: u32,
+    /// Price of an AI-handled minute: `AI_PRICE_PER_MINUTE`.
+    pub ai_price_per_minute: f64,
+    /// Price of a human-handled minute: `HUMAN_PRICE_PER_MINUTE`.
+    pub human_price_per_minute: f64,
 }
 
 /// The Vite dev and preview servers, allowed when `CORS_ALLOWED_ORIGINS` is unset.
@@ -135,6 +147,11 @@ impl Config {
             default_phone_region,
             event_ttl_hours: number(source, "EVENT_TTL_HOURS", 72, 1..=24 * 365)?,
             idempotency_ttl_hours: number(source, "IDEMPOTENCY_TTL_HOURS", 24, 1..=24 * 30)?,
+            offer_timeout_seconds: number(source, "OFFER_TIMEOUT_SECONDS", 30, 5..=3600)?,
+            wrap_up_seconds: number(source, "WRAP_UP_SECONDS", 0, 0..=3600)?,
+            default_handle_seconds: number(source, "DEFAULT_HANDLE_SECONDS", 180, 1..=7200)?,
+            ai_price_per_minute: price(source, "AI_PRICE_PER_MINUTE", 0.05)?,
+            human_price_per_minute: price(source, "HUMAN_PRICE_PER_MINUTE", 0.50)?,
         })
     }
 }
@@ -163,6 +180,19 @@ fn number(
                 range.start(),
                 range.end()
             ),
+        )),
+    }
+}
+
+fn price(source: &dyn Source, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+    let Some(raw) = source.get(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(ConfigError::new(
+            name,
+            format!("must be a price from 0 to 100, not {raw:?}"),
         )),
     }
 }

@@ -76,3 +76,62 @@ pub fn reference(
         .update(update.build().map_err(ApiError::internal)?)
         .build())
 }
+
+/// What other records need to know of a department.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct DepartmentRef {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// False once deleted.
+    pub is_active: bool,
+}
+
+/// The department `id` of `tenant`, active or not.
+pub async fn department(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+) -> ApiResult<Option<DepartmentRef>> {
+    if !is_id("dept", id) {
+        return Ok(None);
+    }
+    let found = state
+        .db
+        .get_item()
+        .table_name(state.table())
+        .key(keys::PK, s(keys::departments_pk(tenant)))
+        .key(keys::SK, s(keys::department_sk(id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    found.item.map(crate::dynamo::from_record).transpose()
+}
+
+/// Every department of `tenant` (active or not), for showing names.
+pub async fn departments(state: &AppState, tenant: &TenantId) -> ApiResult<Vec<DepartmentRef>> {
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let out = state
+            .db
+            .query()
+            .table_name(state.table())
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(keys::departments_pk(tenant)))
+            .expression_attribute_values(":prefix", s(keys::DEPARTMENT_SK_PREFIX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in out.items.unwrap_or_default() {
+            all.push(crate::dynamo::from_record(item)?);
+        }
+        match out.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => return Ok(all),
+        }
+    }
+}

@@ -171,6 +171,106 @@ pub fn page_limit(requested: Option<u32>, default: u32, max: u32) -> ApiResult<i
         .map_err(|_| ApiError::field("limit", format!("must be between 1 and {max}")))
 }
 
+/// Serialises a record into an item and adds its key attributes.
+pub fn record_item<T: serde::Serialize>(record: &T, keys: Vec<(&str, String)>) -> ApiResult<Item> {
+    let mut item: Item = serde_dynamo::to_item(record).map_err(ApiError::internal)?;
+    for (name, value) in keys {
+        item.insert(name.to_owned(), AttributeValue::S(value));
+    }
+    Ok(item)
+}
+
+/// Reads a record from an item (key attributes are ignored).
+pub fn from_record<T: serde::de::DeserializeOwned>(item: Item) -> ApiResult<T> {
+    serde_dynamo::from_item(item).map_err(ApiError::internal)
+}
+
+/// The transaction action that creates `item`, failing its condition if the key exists.
+pub fn create_action(
+    table: &str,
+    item: Item,
+) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(PK)")
+        .return_values_on_condition_check_failure(
+            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+        )
+        .build()
+        .map_err(ApiError::internal)?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .put(put)
+        .build())
+}
+
+/// The transaction action that replaces a record read at `version` with `item` (which carries
+/// the next version), failing its condition if anyone wrote it meanwhile (optimistic lock).
+pub fn replace_action(
+    table: &str,
+    item: Item,
+    version: u64,
+) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("version = :seen")
+        .expression_attribute_values(":seen", n(version))
+        .return_values_on_condition_check_failure(
+            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+        )
+        .build()
+        .map_err(ApiError::internal)?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .put(put)
+        .build())
+}
+
+/// The transaction action that adds `counters` to the numbers of the item at `pk`/`sk`
+/// (created on first use).
+pub fn add_action(
+    table: &str,
+    pk: String,
+    sk: String,
+    counters: &[(&str, f64)],
+) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key(keys::PK, AttributeValue::S(pk))
+        .key(keys::SK, AttributeValue::S(sk));
+    let mut parts = Vec::with_capacity(counters.len());
+    for (i, (name, value)) in counters.iter().enumerate() {
+        parts.push(format!("#c{i} :c{i}"));
+        update = update
+            .expression_attribute_names(format!("#c{i}"), *name)
+            .expression_attribute_values(format!(":c{i}"), n(value));
+    }
+    let update = update
+        .update_expression(format!("ADD {}", parts.join(", ")))
+        .build()
+        .map_err(ApiError::internal)?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .update(update)
+        .build())
+}
+
+/// Runs a transaction: `Ok(None)` when it committed, `Ok(Some(cancellation))` when a
+/// condition failed (the caller decides what that means), `Err` for everything else.
+pub async fn commit(
+    db: &aws_sdk_dynamodb::Client,
+    actions: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> ApiResult<Option<Cancellation>> {
+    match db
+        .transact_write_items()
+        .set_transact_items(Some(actions))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(err) => transaction_cancellation(err).map(Some),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

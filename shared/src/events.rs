@@ -26,6 +26,28 @@ pub mod types {
     pub const AGENT_DEREGISTERED: &str = "agent_deregistered";
     /// An agent's status changed.
     pub const AGENT_STATUS_CHANGED: &str = "agent_status_changed";
+    /// A call was registered or its status changed.
+    pub const CALL_STATUS_UPDATE: &str = "call_status_update";
+    /// A call ended.
+    pub const CALL_ENDED: &str = "call_ended";
+    /// A transfer was requested.
+    pub const TRANSFER_INITIATED: &str = "transfer_initiated";
+    /// A transfer was offered to an agent.
+    pub const TRANSFER_ASSIGNED: &str = "transfer_assigned";
+    /// A transfer entered its department's queue.
+    pub const TRANSFER_QUEUED: &str = "transfer_queued";
+    /// The agent accepted; the caller is with them.
+    pub const TRANSFER_ACCEPTED: &str = "transfer_accepted";
+    /// The agent declined, or let the offer lapse.
+    pub const TRANSFER_DECLINED: &str = "transfer_declined";
+    /// The agent finished with the caller.
+    pub const TRANSFER_COMPLETED: &str = "transfer_completed";
+    /// The transfer could not be carried out.
+    pub const TRANSFER_FAILED: &str = "transfer_failed";
+    /// The transfer was withdrawn (caller hung up, AI resolved it).
+    pub const TRANSFER_CANCELLED: &str = "transfer_cancelled";
+    /// A department's queue changed (entered, left, re-ordered).
+    pub const QUEUE_UPDATED: &str = "queue_updated";
 }
 
 /// A domain event about to be written.

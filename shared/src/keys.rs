@@ -22,6 +22,21 @@ pub const GSI2: &str = "GSI2";
 pub const GSI2PK: &str = "GSI2PK";
 /// Index 2 sort key attribute.
 pub const GSI2SK: &str = "GSI2SK";
+/// Index 3: timers (offer timeouts, wrap-up ends), due first.
+pub const GSI3: &str = "GSI3";
+/// Index 3 partition key attribute.
+pub const GSI3PK: &str = "GSI3PK";
+/// Index 3 sort key attribute.
+pub const GSI3SK: &str = "GSI3SK";
+/// The one partition of GSI3: every timer of every tenant, ordered by due time. Read only by
+/// the sweeper, which acts on each item in its own tenant.
+pub const TIMERS_PK: &str = "TIMERS";
+
+/// GSI3 sort key of a timer due at `due` (RFC 3339) for an item of `tenant`.
+pub fn timer_sk(due: &str, tenant: &TenantId, what: &str, id: &str) -> String {
+    format!("{due}#{tenant}#{what}#{id}")
+}
+
 /// The TTL attribute (epoch seconds) of expiring items: events, idempotency records.
 pub const EXPIRES_AT: &str = "expires_at";
 /// The attribute that names an item's kind (`department`, `agent`, `event`, ...).
@@ -71,6 +86,52 @@ pub fn agents_by_department_sk(status: &str, agent_id: &str) -> String {
 /// GSI2 partition of a tenant's agents in one status.
 pub fn agents_by_status_pk(tenant: &TenantId, status: &str) -> String {
     format!("TENANT#{tenant}#AGENTS#{status}")
+}
+
+/// A call's partition (the call item).
+pub fn call_pk(tenant: &TenantId, call_id: &str) -> String {
+    format!("TENANT#{tenant}#CALL#{call_id}")
+}
+
+/// The sort key of call items.
+pub const CALL_SK: &str = "CALL";
+
+/// GSI1 partition of a tenant's calls in start-time order (call logs).
+pub fn calls_by_time_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#CALLS")
+}
+
+/// GSI1/GSI2 sort key of a call: start time, then id.
+pub fn call_time_sk(start_time: &str, call_id: &str) -> String {
+    format!("{start_time}#{call_id}")
+}
+
+/// GSI2 partition of a tenant's calls that have not ended (sparse: removed at the end).
+pub fn active_calls_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#ACTIVECALLS")
+}
+
+/// A transfer's partition.
+pub fn transfer_pk(tenant: &TenantId, transfer_id: &str) -> String {
+    format!("TENANT#{tenant}#TRANSFER#{transfer_id}")
+}
+
+/// The sort key of transfer items.
+pub const TRANSFER_SK: &str = "TRANSFER";
+
+/// GSI1 partition of a tenant's transfers in request-time order (analytics).
+pub fn transfers_by_time_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#TRANSFERS")
+}
+
+/// GSI2 partition of a department's queue (sparse: only waiting transfers).
+pub fn queue_pk(tenant: &TenantId, department_id: &str) -> String {
+    format!("TENANT#{tenant}#QUEUE#{department_id}")
+}
+
+/// GSI2 sort key in a queue: urgency rank (0 = urgent), then request time, then id.
+pub fn queue_sk(urgency_rank: u8, requested_at: &str, transfer_id: &str) -> String {
+    format!("{urgency_rank}#{requested_at}#{transfer_id}")
 }
 
 /// The partition of a tenant's event log.

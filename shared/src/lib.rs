@@ -1,6 +1,7 @@
 //! The Vocelio common library: configuration, telemetry, errors, auth, ids, phone numbers,
 //! DynamoDB helpers, the event log and the HTTP plumbing every function shares.
 
+pub mod agent;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -2,57 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+pub use vocelio_shared::agent::{Agent, AgentStatus};
 use vocelio_shared::validate::{Violations, is_email};
 use vocelio_shared::{ApiResult, AuthUser, Role, clock, ids};
-
-/// Where an agent is in their working day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentStatus {
-    /// Ready for the next transfer.
-    Available,
-    /// On a call (`current_call_id` names it when known).
-    Busy,
-    /// Finishing notes after a call; not routed to.
-    WrapUp,
-    /// Away for a while; not routed to.
-    OnBreak,
-    /// Signed out; not routed to.
-    Offline,
-}
-
-impl AgentStatus {
-    /// The status as in keys and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Available => "available",
-            Self::Busy => "busy",
-            Self::WrapUp => "wrap_up",
-            Self::OnBreak => "on_break",
-            Self::Offline => "offline",
-        }
-    }
-}
-
-/// An agent as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Agent {
-    /// Chosen at registration; the agent's token carries it as `sub`.
-    pub agent_id: String,
-    pub name: String,
-    pub email: String,
-    /// The department's id.
-    pub department: String,
-    pub skills: Vec<String>,
-    pub languages: Vec<String>,
-    pub performance_rating: Option<f64>,
-    pub status: AgentStatus,
-    /// The call the agent is on, while busy.
-    pub current_call_id: Option<String>,
-    pub last_activity: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
 
 /// `POST /api/agents/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,9 +97,12 @@ impl RegisterAgent {
             performance_rating: self.performance_rating,
             status: self.status.unwrap_or(AgentStatus::Offline),
             current_call_id: None,
+            current_transfer_id: None,
+            wrap_up_until: None,
             last_activity: at.clone(),
             created_at: at.clone(),
             updated_at: at,
+            version: 0,
         })
     }
 }
@@ -165,6 +120,17 @@ impl ChangeStatus {
     /// Applies the change to `agent` at `now`: `last_activity` moves, `current_call_id` is
     /// kept only while busy.
     pub fn apply(self, agent: &Agent, now: OffsetDateTime) -> ApiResult<Agent> {
+        if let Some(transfer_id) = &agent.current_transfer_id
+            && self.status != AgentStatus::Busy
+        {
+            return Err(vocelio_shared::ApiError::Conflict {
+                code: "agent_holds_transfer",
+                message: format!(
+                    "the agent holds transfer {transfer_id}: accept and complete, decline, or cancel it first"
+                ),
+                current: serde_json::to_value(agent).ok(),
+            });
+        }
         let mut v = Violations::new();
         let call_id = self.current_call_id.map(|c| c.trim().to_owned());
         if let Some(call_id) = &call_id {
@@ -188,8 +154,11 @@ impl ChangeStatus {
         Ok(Agent {
             status: self.status,
             current_call_id,
+            current_transfer_id: agent.current_transfer_id.clone(),
+            wrap_up_until: None,
             last_activity: at.clone(),
             updated_at: at,
+            version: agent.version + 1,
             ..agent.clone()
         })
     }

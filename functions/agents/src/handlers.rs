@@ -122,9 +122,20 @@ pub async fn change_status(
         &json!({ "agent": after, "previous_status": before.status }),
         now,
     )?;
-    AgentRepo::new(&state, &user.tenant)
-        .change_status(&before, &after, &event)
-        .await?;
+    let repo = AgentRepo::new(&state, &user.tenant);
+    repo.change_status(&before, &after, &event).await?;
+    // An agent who becomes available takes the head of the queues they are eligible for.
+    if after.status == AgentStatus::Available {
+        let offered = transfers::engine::Engine::new(&state, &user.tenant)
+            .serve_agent(&after.agent_id)
+            .await?;
+        if let Some(transfer) = offered {
+            let agent = repo.get(&after.agent_id).await?.unwrap_or(after);
+            return Ok(Json(
+                json!({ "agent": agent, "offered_transfer": transfer }),
+            ));
+        }
+    }
     Ok(Json(json!({ "agent": after })))
 }
 

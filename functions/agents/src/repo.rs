@@ -1,11 +1,10 @@
 //! Agent storage: one item per agent in the tenant's agent partition, indexed by
 //! department + status (GSI1) and by status (GSI2) so routing and lists never scan.
 
-use aws_sdk_dynamodb::types::{
-    Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use vocelio_shared::dynamo::{
-    Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation,
+    Item, create_action, decode_cursor, encode_cursor, replace_action, s, sdk_error,
+    transaction_cancellation,
 };
 use vocelio_shared::error::{ApiError, ApiResult};
 use vocelio_shared::events::DomainEvent;
@@ -39,31 +38,6 @@ impl<'a> AgentRepo<'a> {
         Self { state, tenant }
     }
 
-    fn to_item(&self, agent: &Agent) -> ApiResult<Item> {
-        let mut item: Item = serde_dynamo::to_item(agent).map_err(ApiError::internal)?;
-        let status = agent.status.as_str();
-        item.insert(keys::PK.into(), s(keys::agents_pk(self.tenant)));
-        item.insert(keys::SK.into(), s(keys::agent_sk(&agent.agent_id)));
-        item.insert(keys::ENTITY.into(), s("agent"));
-        item.insert(
-            keys::GSI1PK.into(),
-            s(keys::agents_by_department_pk(
-                self.tenant,
-                &agent.department,
-            )),
-        );
-        item.insert(
-            keys::GSI1SK.into(),
-            s(keys::agents_by_department_sk(status, &agent.agent_id)),
-        );
-        item.insert(
-            keys::GSI2PK.into(),
-            s(keys::agents_by_status_pk(self.tenant, status)),
-        );
-        item.insert(keys::GSI2SK.into(), s(keys::agent_sk(&agent.agent_id)));
-        Ok(item)
-    }
-
     fn from_item(item: Item) -> ApiResult<Agent> {
         serde_dynamo::from_item(item).map_err(ApiError::internal)
     }
@@ -71,14 +45,8 @@ impl<'a> AgentRepo<'a> {
     /// Registers `agent` and counts it on its department, atomically: 409 when the id is
     /// taken, 422 when the department is not an active department of the tenant.
     pub async fn register(&self, agent: &Agent, extra: Vec<TransactWriteItem>) -> ApiResult<()> {
-        let put = Put::builder()
-            .table_name(self.state.table())
-            .set_item(Some(self.to_item(agent)?))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(ApiError::internal)?;
         let mut actions = vec![
-            TransactWriteItem::builder().put(put).build(),
+            create_action(self.state.table(), agent.item(self.tenant)?)?,
             directory::reference(
                 self.state,
                 self.tenant,
@@ -212,37 +180,8 @@ impl<'a> AgentRepo<'a> {
         after: &Agent,
         event: &DomainEvent,
     ) -> ApiResult<()> {
-        let status = after.status.as_str();
-        let mut update = Update::builder()
-            .table_name(self.state.table())
-            .key(keys::PK, s(keys::agents_pk(self.tenant)))
-            .key(keys::SK, s(keys::agent_sk(&before.agent_id)))
-            .condition_expression("updated_at = :before")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":before", s(&before.updated_at))
-            .expression_attribute_values(":status", s(status))
-            .expression_attribute_values(":at", s(&after.updated_at))
-            .expression_attribute_values(":activity", s(&after.last_activity))
-            .expression_attribute_values(
-                ":gsi1sk",
-                s(keys::agents_by_department_sk(status, &after.agent_id)),
-            )
-            .expression_attribute_values(
-                ":gsi2pk",
-                s(keys::agents_by_status_pk(self.tenant, status)),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let set = "SET #status = :status, updated_at = :at, last_activity = :activity, GSI1SK = :gsi1sk, GSI2PK = :gsi2pk";
-        update = match &after.current_call_id {
-            Some(call_id) => update
-                .update_expression(format!("{set}, current_call_id = :call"))
-                .expression_attribute_values(":call", s(call_id)),
-            None => update.update_expression(format!("{set} REMOVE current_call_id")),
-        };
         let actions = vec![
-            TransactWriteItem::builder()
-                .update(update.build().map_err(ApiError::internal)?)
-                .build(),
+            replace_action(self.state.table(), after.item(self.tenant)?, before.version)?,
             event.put(self.state, self.tenant)?,
         ];
         let Err(err) = self
@@ -277,9 +216,9 @@ impl<'a> AgentRepo<'a> {
             .table_name(self.state.table())
             .key(keys::PK, s(keys::agents_pk(self.tenant)))
             .key(keys::SK, s(keys::agent_sk(&before.agent_id)))
-            .condition_expression("updated_at = :before AND #status <> :busy")
+            .condition_expression("version = :seen AND #status <> :busy")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":before", s(&before.updated_at))
+            .expression_attribute_values(":seen", vocelio_shared::dynamo::n(before.version))
             .expression_attribute_values(":busy", s(AgentStatus::Busy.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()

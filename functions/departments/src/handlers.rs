@@ -116,6 +116,17 @@ pub async fn delete(
     if !before.is_active {
         return Ok(Json(json!({ "department": before, "deleted": true })));
     }
+    let repo = DepartmentRepo::new(&state, &user.tenant);
+    let queued = repo.queued(&before.id).await?;
+    if queued > 0 {
+        return Err(ApiError::Conflict {
+            code: "department_in_use",
+            message: format!(
+                "{queued} caller(s) wait in this department's queue; cancel or re-route them first"
+            ),
+            current: serde_json::to_value(&before).ok(),
+        });
+    }
     let now = clock::now();
     let after = Department {
         is_active: false,

@@ -236,6 +236,23 @@ impl<'a> DepartmentRepo<'a> {
         self.commit(actions, reserve_index, &after.name).await
     }
 
+    /// How many callers wait in the department's queue.
+    pub async fn queued(&self, id: &str) -> ApiResult<i32> {
+        let out = self
+            .state
+            .db
+            .query()
+            .table_name(self.state.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", s(keys::queue_pk(self.tenant, id)))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.count)
+    }
+
     /// Soft-deletes (deactivates) a department and releases its name; 409 while agents
     /// are registered to it.
     pub async fn deactivate(

@@ -69,13 +69,25 @@ pub fn new_tenant() -> String {
 
 /// Starts the merged router (exactly what `vocelio-local up` serves) on a free port.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The same, with some configuration variables set (`OFFER_TIMEOUT_SECONDS`, ...).
+pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let stand = stand();
     let aws = LocalAws::connect(&stand.dynamodb_url, &stand.s3_url).await;
     let core = stand.tables[0].logical_id.clone();
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let config = Config::from_source(&move |name: &str| match name {
         "TABLE_NAME" => Some(core.clone()),
         "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
-        _ => None,
+        other => settings
+            .iter()
+            .find(|(k, _)| k == other)
+            .map(|(_, v)| v.clone()),
     })
     .expect("test config");
     let state = stack::local_state(config, &aws);
@@ -253,6 +265,45 @@ impl Session<'_> {
             .await
             .expect(201);
         reply.body["department"].clone()
+    }
+
+    /// Registers a call the voice agent is handling; returns its id.
+    pub async fn start_call(&self, caller: &str) -> String {
+        let reply = self
+            .post(
+                "/api/calls",
+                json!({ "caller_number": caller, "current_flow": "support" }),
+            )
+            .await
+            .expect(201);
+        reply.body["call"]["call_id"]
+            .as_str()
+            .expect("call id")
+            .to_owned()
+    }
+
+    /// Registers an agent with skills and languages and makes them available.
+    pub async fn available_agent(
+        &self,
+        agent_id: &str,
+        department: &str,
+        skills: &[&str],
+        languages: &[&str],
+    ) -> Value {
+        self.post(
+            "/api/agents/register",
+            json!({"agent_id": agent_id, "name": agent_id, "email": format!("{agent_id}@example.com"),
+                   "department": department, "skills": skills, "languages": languages}),
+        )
+        .await
+        .expect(201);
+        self.put(
+            &format!("/api/agents/{agent_id}/status"),
+            json!({"status": "available"}),
+        )
+        .await
+        .expect(200)
+        .body
     }
 
     /// Registers an agent in `department` (an id or a name) and returns it (asserting 201).

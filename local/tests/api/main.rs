@@ -7,3 +7,4 @@ mod departments;
 mod helpers;
 mod lambda_events;
 mod platform;
+mod transfers;
