@@ -38,11 +38,7 @@ impl LocalAws {
             ))
             .load()
             .await;
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
-                .endpoint_url(dynamodb_url)
-                .build(),
-        );
+        let dynamodb = vocelio_shared::state::dynamodb_client(&sdk, Some(dynamodb_url));
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .endpoint_url(s3_url)

@@ -32,7 +32,8 @@ pub const CORS_ALLOWED_HEADERS: [HeaderName; 6] = [
 ];
 
 /// Response headers browsers may read cross-origin.
-pub const CORS_EXPOSED_HEADERS: [HeaderName; 11] = [
+pub const CORS_EXPOSED_HEADERS: [HeaderName; 12] = [
+    HeaderName::from_static("x-dynamodb-capacity-units"),
     HeaderName::from_static("provider"),
     HeaderName::from_static("voice-id"),
     HeaderName::from_static("x-audio-duration"),
@@ -86,6 +87,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(report_capacity))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
@@ -94,6 +96,24 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(cors)
         .with_state(state)
+}
+
+/// Serves the request inside a capacity meter and reports the DynamoDB capacity units it
+/// consumed (`x-dynamodb-capacity-units`, and in the request's log line).
+async fn report_capacity(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (mut response, units) = crate::capacity::meter(next.run(request)).await;
+    if units > 0.0 {
+        tracing::info!(capacity_units = units, "dynamodb capacity");
+        if let Ok(value) = http::HeaderValue::from_str(&format!("{units}")) {
+            response
+                .headers_mut()
+                .insert("x-dynamodb-capacity-units", value);
+        }
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

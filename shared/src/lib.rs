@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod auth;
+pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod directory;

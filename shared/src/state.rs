@@ -30,7 +30,7 @@ impl AppState {
 
     /// Builds the state from a configuration and a loaded AWS SDK configuration.
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
-        Self::with_db(config, aws_sdk_dynamodb::Client::new(sdk))
+        Self::with_db(config, dynamodb_client(sdk, None))
     }
 
     /// Builds the state around an existing DynamoDB client (the local stack and tests,
@@ -63,4 +63,17 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         )
         .load()
         .await
+}
+
+/// A DynamoDB client with the capacity meter, at `endpoint` when given (a stand-in).
+pub fn dynamodb_client(
+    sdk: &aws_config::SdkConfig,
+    endpoint: Option<&str>,
+) -> aws_sdk_dynamodb::Client {
+    let mut config =
+        aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(crate::capacity::CapacityMeter);
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }

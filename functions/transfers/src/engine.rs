@@ -379,20 +379,13 @@ impl<'a> Engine<'a> {
             if candidates.is_empty() {
                 return Ok(None);
             }
-            let mut retry = false;
+            // Try the best few; if all were taken or the transfer changed, read again.
             for agent in candidates.into_iter().take(CANDIDATES_PER_ATTEMPT) {
                 match self.claim(&transfer, version, &agent, Vec::new()).await? {
                     Claim::Claimed(t) => return Ok(Some(*t)),
                     Claim::AgentChanged => continue,
-                    Claim::OthersChanged => {
-                        retry = true;
-                        break;
-                    }
+                    Claim::OthersChanged => break,
                 }
-            }
-            if !retry {
-                // Every candidate of this round was taken meanwhile: look again.
-                continue;
             }
         }
         Ok(None)

@@ -1,7 +1,8 @@
 //! Every sample event in `events/` is an API Gateway HTTP API (v2) event, dispatched here
 //! through the router of the function its folder names, exactly as `sam local invoke` or
 //! `cargo lambda invoke --data-file` would. The expected status is in the file name
-//! (`create-department.201.json`); files run in name order per function, departments first.
+//! (`create-department.201.json`); files run in name order per function: departments, then
+//! agents, then transfers (which build on the department and agent the earlier ones made).
 
 use std::path::PathBuf;
 
@@ -40,7 +41,7 @@ async fn every_sample_event_dispatches_through_its_function() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let known = [departments::SERVICE, agents::SERVICE];
+    let known = [departments::SERVICE, agents::SERVICE, transfers::SERVICE];
     for folder in &folders {
         assert!(
             known.contains(&folder.as_str()),
@@ -56,7 +57,8 @@ async fn every_sample_event_dispatches_through_its_function() {
             let request = request.map(|body| axum::body::Body::from(body.to_vec()));
             let router = match function {
                 "departments" => departments::router(app.state.clone()),
-                _ => agents::router(app.state.clone()),
+                "agents" => agents::router(app.state.clone()),
+                _ => transfers::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();
             let status = response.status().as_u16();

@@ -232,3 +232,38 @@ async fn the_s3_stand_in_serves_presigned_urls() {
         "hello"
     );
 }
+
+#[tokio::test]
+async fn every_answer_reports_the_dynamodb_capacity_it_consumed() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let created = admin
+        .post(
+            "/api/departments",
+            json!({"name": "Sales", "phone_number": "555-123-4567"}),
+        )
+        .await
+        .expect(201);
+    let units = |reply: &crate::helpers::Reply| -> f64 {
+        reply
+            .headers
+            .get("x-dynamodb-capacity-units")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // A create is one transaction (department, name reservation, event); DynamoDB Local
+    // reports fewer units for transactions than DynamoDB bills, so only its presence is
+    // asserted here.
+    assert!(units(&created) > 0.0, "create reported {}", units(&created));
+    let read = admin
+        .get(&format!(
+            "/api/departments/{}",
+            created.body["department"]["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(units(&read), 1.0, "one consistent read of a small item");
+    // Nothing is metered where nothing was read.
+    assert_eq!(units(&app.anonymous().get("/nowhere").await), 0.0);
+}

@@ -997,3 +997,49 @@ async fn two_hundred_concurrent_transfers_for_twenty_agents() {
         assigned
     );
 }
+
+#[tokio::test]
+async fn after_wrap_up_the_agent_takes_the_next_waiting_caller() {
+    let app = spawn_app_with(&[("WRAP_UP_SECONDS", "1")]).await;
+    let sup = app.supervisor();
+    app.admin().create_department("Sales", "555-123-4567").await;
+    sup.available_agent("ana", "Sales", &[], &[]).await;
+    let first = sup.start_call("555-600-0001").await;
+    let second = sup.start_call("555-600-0002").await;
+    let t1 = sup
+        .post(
+            "/api/calls/transfer",
+            json!({"call_id": first, "target_department": "Sales"}),
+        )
+        .await
+        .expect(201);
+    let t2 = sup
+        .post(
+            "/api/calls/transfer",
+            json!({"call_id": second, "target_department": "Sales"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(t2.body["status"], "queued");
+    let t1 = t1.body["transfer_id"].as_str().unwrap().to_owned();
+    app.agent("ana")
+        .post(&format!("/transfer/{t1}/accept"), json!({}))
+        .await
+        .expect(200);
+    app.agent("ana")
+        .post(
+            &format!("/transfer/{t1}/complete"),
+            json!({"outcome": "sold"}),
+        )
+        .await
+        .expect(200);
+    let ana = sup.get("/api/agents/ana").await.body["agent"].clone();
+    assert_eq!(ana["status"], "wrap_up");
+    assert!(ana["wrap_up_until"].is_string());
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let swept = transfers::sweeper::sweep(&app.state).await.unwrap();
+    assert!(swept.wrap_ups_ended >= 1);
+    let ana = sup.get("/api/agents/ana").await.body["agent"].clone();
+    assert_eq!(ana["status"], "busy");
+    assert_eq!(ana["current_transfer_id"], t2.body["transfer_id"]);
+}
