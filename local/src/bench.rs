@@ -1,6 +1,8 @@
 //! `vocelio-local bench`: latency and throughput of `GET /api/agents/{agent_id}` through the
 //! local stack beside DynamoDB Local's own GetItem, and each Lambda binary's cold start
-//! (exec to first answered invocation, against a minimal Lambda Runtime API) and peak RSS.
+//! (exec to first answered invocation, against a minimal Lambda Runtime API) and peak RSS;
+//! transfer requests at 1 and 64 clients with double assignments and capacity units; and the
+//! Live Call Monitor's `GET /api/calls/active` with 1,000 active calls.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,6 +200,8 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
             .map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     );
 
+    transfers_bench(&base, &secret, &state, requests).await?;
+
     let lambda_dir =
         lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
     println!("\nLambda binaries ({}):", lambda_dir.display());
@@ -205,6 +209,7 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
     for (function, path) in [
         ("departments", "/api/departments"),
         ("agents", "/api/agents/bench-agent"),
+        ("transfers", "/api/calls/active"),
     ] {
         let binary = lambda_dir.join(function).join("bootstrap");
         if !binary.exists() {
@@ -232,6 +237,188 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         );
     }
     drop(standins);
+    Ok(())
+}
+
+/// Transfer requests through the local stack at 1 and 64 clients; double assignments read
+/// back from the store; capacity units per request; the Live Call Monitor with 1,000 calls.
+async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppState, requests: usize) -> Result<(), String> {
+    let tenant = "bench-transfers";
+    let token = stack::mint_token(secret, tenant, "ai-agent", Role::Admin, 2)?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().map_err(|e| e.to_string())?;
+    let post = |path: &str, body: serde_json::Value| {
+        let request = http.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
+        async move {
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            let status = r.status();
+            let units: f64 = r
+                .headers()
+                .get("x-dynamodb-capacity-units")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("{status}: {body}"));
+            }
+            Ok::<_, String>((body, units))
+        }
+    };
+    for (i, name) in ["Sales", "Support"].iter().enumerate() {
+        post("/api/departments", json!({"name": name, "phone_number": format!("555-700-000{i}")})).await?;
+        for a in 0..10 {
+            let agent_id = format!("{}-{a}", name.to_lowercase());
+            post("/api/agents/register", json!({"agent_id": agent_id, "name": agent_id, "email": format!("{agent_id}@example.com"),
+                "department": name, "skills": if a % 2 == 0 { vec!["billing"] } else { vec![] }, "languages": ["en"], "status": "available"})).await?;
+        }
+    }
+    let per_series = requests.min(1000);
+    let total_calls = per_series * 2;
+    println!("\nTransfer requests (2 departments, 20 agents; calls created beforehand):");
+    let mut call_ids = Vec::with_capacity(total_calls);
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(32));
+        for i in 0..total_calls {
+            let request = http
+                .post(format!("{base}/api/calls"))
+                .bearer_auth(&token)
+                .json(&json!({"caller_number": format!("555-8{:02}-{:04}", i / 10000, i % 10000)}));
+            let permit = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = permit.acquire_owned().await.map_err(|e| e.to_string())?;
+                let r = request.send().await.map_err(|e| e.to_string())?;
+                let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                body["call"]["call_id"].as_str().map(str::to_owned).ok_or_else(|| format!("no call: {body}"))
+            });
+        }
+        for r in tasks.join_all().await {
+            call_ids.push(r?);
+        }
+    }
+    let mut units_assigned = Vec::new();
+    let mut units_queued = Vec::new();
+    let mut calls = call_ids.into_iter();
+    for clients in [1usize, 64] {
+        let batch: Vec<String> = calls.by_ref().take(per_series).collect();
+        let wall = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let chunks: Vec<Vec<String>> = batch.chunks(batch.len().div_ceil(clients)).map(<[String]>::to_vec).collect();
+        for chunk in chunks {
+            let http = http.clone();
+            let token = token.clone();
+            let base = base.to_owned();
+            tasks.spawn(async move {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (i, call_id) in chunk.into_iter().enumerate() {
+                    let department = if i % 2 == 0 { "Sales" } else { "Support" };
+                    let urgency = ["low", "medium", "high", "urgent"][i % 4];
+                    let t = Instant::now();
+                    let r = http
+                        .post(format!("{base}/api/calls/transfer"))
+                        .bearer_auth(&token)
+                        .json(&json!({"call_id": call_id, "target_department": department, "urgency_level": urgency}))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let units: f64 = r
+                        .headers()
+                        .get("x-dynamodb-capacity-units")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0.0);
+                    let status = r.status();
+                    let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                    if status != StatusCode::CREATED {
+                        return Err(format!("{status}: {body}"));
+                    }
+                    out.push((t.elapsed(), body["status"].as_str().unwrap_or_default().to_owned(), units));
+                }
+                Ok::<_, String>(out)
+            });
+        }
+        let mut samples = Vec::new();
+        for result in tasks.join_all().await {
+            for (elapsed, status, units) in result? {
+                samples.push(elapsed);
+                if status == "assigned" { units_assigned.push(units) } else { units_queued.push(units) }
+            }
+        }
+        print_series(&format!("POST /api/calls/transfer, {clients} client(s)"), &summarize(samples, wall.elapsed()));
+    }
+    // Double assignments, read back from the store: an agent holding two open offers or
+    // connections, or a transfer some agent holds that names another agent.
+    let tenant_id = vocelio_shared::ids::TenantId::parse(tenant).map_err(|e| e.to_string())?;
+    let store = transfers::store::Store::new(state, &tenant_id);
+    let now = vocelio_shared::clock::now();
+    let all = store
+        .transfers_between(&vocelio_shared::clock::rfc3339(now - time::Duration::hours(1)), &vocelio_shared::clock::rfc3339(now))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut held: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for t in all.iter().filter(|t| matches!(t.status, transfers::model::TransferStatus::Assigned | transfers::model::TransferStatus::Connected)) {
+        if let Some(agent) = &t.agent_id {
+            *held.entry(agent.clone()).or_default() += 1;
+        }
+    }
+    let doubles: usize = held.values().map(|n| n.saturating_sub(1)).sum();
+    println!(
+        "  {} transfers: {} offered to agents, {} queued; double assignments: {doubles}",
+        all.len(),
+        held.len(),
+        all.len() - held.values().sum::<usize>()
+    );
+    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    println!(
+        "  DynamoDB capacity units per transfer request (as DynamoDB Local reports them): assigned {:.1}, queued {:.1}",
+        mean(&units_assigned),
+        mean(&units_queued)
+    );
+
+    // The Live Call Monitor polls /api/calls/active every 5 s: 1,000 active calls in a tenant.
+    let monitor_tenant = "bench-monitor";
+    let monitor_token = stack::mint_token(secret, monitor_tenant, "sup", Role::Supervisor, 2)?;
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(32));
+        for i in 0..1000 {
+            let request = http
+                .post(format!("{base}/api/calls"))
+                .bearer_auth(&monitor_token)
+                .json(&json!({"caller_number": format!("555-9{:02}-{:04}", i / 10000, i % 10000), "current_flow": "support"}));
+            let permit = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = permit.acquire_owned().await.map_err(|e| e.to_string())?;
+                request.send().await.map_err(|e| e.to_string()).map(|_| ())
+            });
+        }
+        for r in tasks.join_all().await {
+            r?;
+        }
+    }
+    let monitor_url = format!("{base}/api/calls/active");
+    let get_active = {
+        let http = http.clone();
+        move || {
+            let request = http.get(&monitor_url).bearer_auth(&monitor_token);
+            async move {
+                let r = request.send().await.map_err(|e| e.to_string())?;
+                let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                match body["active_calls"].as_array().map(Vec::len) {
+                    Some(1000) => Ok(()),
+                    other => Err(format!("expected 1000 active calls, got {other:?}")),
+                }
+            }
+        }
+    };
+    let mut samples = Vec::new();
+    let wall = Instant::now();
+    for _ in 0..100 {
+        let t = Instant::now();
+        get_active().await?;
+        samples.push(t.elapsed());
+    }
+    print_series("GET /api/calls/active, 1,000 active calls", &summarize(samples, wall.elapsed()));
     Ok(())
 }
 
