@@ -242,12 +242,23 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
 
 /// Transfer requests through the local stack at 1 and 64 clients; double assignments read
 /// back from the store; capacity units per request; the Live Call Monitor with 1,000 calls.
-async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppState, requests: usize) -> Result<(), String> {
+async fn transfers_bench(
+    base: &str,
+    secret: &str,
+    state: &vocelio_shared::AppState,
+    requests: usize,
+) -> Result<(), String> {
     let tenant = "bench-transfers";
     let token = stack::mint_token(secret, tenant, "ai-agent", Role::Admin, 2)?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()
+        .map_err(|e| e.to_string())?;
     let post = |path: &str, body: serde_json::Value| {
-        let request = http.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
+        let request = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
         async move {
             let r = request.send().await.map_err(|e| e.to_string())?;
             let status = r.status();
@@ -265,7 +276,11 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
         }
     };
     for (i, name) in ["Sales", "Support"].iter().enumerate() {
-        post("/api/departments", json!({"name": name, "phone_number": format!("555-700-000{i}")})).await?;
+        post(
+            "/api/departments",
+            json!({"name": name, "phone_number": format!("555-700-000{i}")}),
+        )
+        .await?;
         for a in 0..10 {
             let agent_id = format!("{}-{a}", name.to_lowercase());
             post("/api/agents/register", json!({"agent_id": agent_id, "name": agent_id, "email": format!("{agent_id}@example.com"),
@@ -289,7 +304,10 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
                 let _permit = permit.acquire_owned().await.map_err(|e| e.to_string())?;
                 let r = request.send().await.map_err(|e| e.to_string())?;
                 let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
-                body["call"]["call_id"].as_str().map(str::to_owned).ok_or_else(|| format!("no call: {body}"))
+                body["call"]["call_id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("no call: {body}"))
             });
         }
         for r in tasks.join_all().await {
@@ -303,7 +321,10 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
         let batch: Vec<String> = calls.by_ref().take(per_series).collect();
         let wall = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        let chunks: Vec<Vec<String>> = batch.chunks(batch.len().div_ceil(clients)).map(<[String]>::to_vec).collect();
+        let chunks: Vec<Vec<String>> = batch
+            .chunks(batch.len().div_ceil(clients))
+            .map(<[String]>::to_vec)
+            .collect();
         for chunk in chunks {
             let http = http.clone();
             let token = token.clone();
@@ -341,10 +362,17 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
         for result in tasks.join_all().await {
             for (elapsed, status, units) in result? {
                 samples.push(elapsed);
-                if status == "assigned" { units_assigned.push(units) } else { units_queued.push(units) }
+                if status == "assigned" {
+                    units_assigned.push(units)
+                } else {
+                    units_queued.push(units)
+                }
             }
         }
-        print_series(&format!("POST /api/calls/transfer, {clients} client(s)"), &summarize(samples, wall.elapsed()));
+        print_series(
+            &format!("POST /api/calls/transfer, {clients} client(s)"),
+            &summarize(samples, wall.elapsed()),
+        );
     }
     // Double assignments, read back from the store: an agent holding two open offers or
     // connections, or a transfer some agent holds that names another agent.
@@ -352,11 +380,20 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
     let store = transfers::store::Store::new(state, &tenant_id);
     let now = vocelio_shared::clock::now();
     let all = store
-        .transfers_between(&vocelio_shared::clock::rfc3339(now - time::Duration::hours(1)), &vocelio_shared::clock::rfc3339(now))
+        .transfers_between(
+            &vocelio_shared::clock::rfc3339(now - time::Duration::hours(1)),
+            &vocelio_shared::clock::rfc3339(now),
+        )
         .await
         .map_err(|e| e.to_string())?;
     let mut held: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for t in all.iter().filter(|t| matches!(t.status, transfers::model::TransferStatus::Assigned | transfers::model::TransferStatus::Connected)) {
+    for t in all.iter().filter(|t| {
+        matches!(
+            t.status,
+            transfers::model::TransferStatus::Assigned
+                | transfers::model::TransferStatus::Connected
+        )
+    }) {
         if let Some(agent) = &t.agent_id {
             *held.entry(agent.clone()).or_default() += 1;
         }
@@ -368,7 +405,13 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
         held.len(),
         all.len() - held.values().sum::<usize>()
     );
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     println!(
         "  DynamoDB capacity units per transfer request (as DynamoDB Local reports them): assigned {:.1}, queued {:.1}",
         mean(&units_assigned),
@@ -418,7 +461,10 @@ async fn transfers_bench(base: &str, secret: &str, state: &vocelio_shared::AppSt
         get_active().await?;
         samples.push(t.elapsed());
     }
-    print_series("GET /api/calls/active, 1,000 active calls", &summarize(samples, wall.elapsed()));
+    print_series(
+        "GET /api/calls/active, 1,000 active calls",
+        &summarize(samples, wall.elapsed()),
+    );
     Ok(())
 }
 

@@ -3,8 +3,7 @@
 
 use aws_sdk_dynamodb::types::{Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use vocelio_shared::dynamo::{
-    Item, create_action, decode_cursor, encode_cursor, replace_action, s, sdk_error,
-    transaction_cancellation,
+    Item, commit, create_action, decode_cursor, encode_cursor, replace_action, s, sdk_error,
 };
 use vocelio_shared::error::{ApiError, ApiResult};
 use vocelio_shared::events::DomainEvent;
@@ -56,17 +55,9 @@ impl<'a> AgentRepo<'a> {
             )?,
         ];
         actions.extend(extra);
-        let Err(err) = self
-            .state
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        else {
+        let Some(cancelled) = commit(&self.state.db, actions).await? else {
             return Ok(());
         };
-        let cancelled = transaction_cancellation(err)?;
         if cancelled.condition_failed(0) {
             return Err(ApiError::conflict(
                 "agent_exists",
@@ -184,17 +175,9 @@ impl<'a> AgentRepo<'a> {
             replace_action(self.state.table(), after.item(self.tenant)?, before.version)?,
             event.put(self.state, self.tenant)?,
         ];
-        let Err(err) = self
-            .state
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        else {
+        let Some(cancelled) = commit(&self.state.db, actions).await? else {
             return Ok(());
         };
-        let cancelled = transaction_cancellation(err)?;
         match cancelled.item(0).cloned() {
             Some(current) if cancelled.condition_failed(0) => Err(ApiError::Conflict {
                 code: "concurrent_update",
@@ -234,17 +217,9 @@ impl<'a> AgentRepo<'a> {
             )?,
             event.put(self.state, self.tenant)?,
         ];
-        let Err(err) = self
-            .state
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        else {
+        let Some(cancelled) = commit(&self.state.db, actions).await? else {
             return Ok(());
         };
-        let cancelled = transaction_cancellation(err)?;
         match cancelled.item(0).cloned() {
             Some(current) if cancelled.condition_failed(0) => {
                 let current = Self::from_item(current)?;

@@ -4,9 +4,7 @@
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use vocelio_shared::dynamo::{
-    Item, decode_cursor, encode_cursor, s, sdk_error, transaction_cancellation,
-};
+use vocelio_shared::dynamo::{Item, commit, decode_cursor, encode_cursor, s, sdk_error};
 use vocelio_shared::error::{ApiError, ApiResult};
 use vocelio_shared::events::DomainEvent;
 use vocelio_shared::ids::TenantId;
@@ -153,36 +151,26 @@ impl<'a> DepartmentRepo<'a> {
             self.reserve_name(&department.name, &department.id)?,
         ];
         actions.extend(extra);
-        match self
-            .state
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
+        let Some(cancelled) = commit(&self.state.db, actions).await? else {
+            return Ok(());
+        };
+        if cancelled.condition_failed(1) {
+            Err(name_taken(&department.name))
+        } else if cancelled
+            .reasons
+            .iter()
+            .skip(2)
+            .any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
         {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                let cancelled = transaction_cancellation(err)?;
-                if cancelled.condition_failed(1) {
-                    Err(name_taken(&department.name))
-                } else if cancelled
-                    .reasons
-                    .iter()
-                    .skip(2)
-                    .any(|r| r.as_deref() == Some("ConditionalCheckFailed"))
-                {
-                    Err(ApiError::conflict(
-                        "idempotency_in_progress",
-                        "a request with this Idempotency-Key was completed concurrently; retry to get its result",
-                    ))
-                } else {
-                    Err(ApiError::internal(format!(
-                        "department create cancelled: {:?}",
-                        cancelled.reasons
-                    )))
-                }
-            }
+            Err(ApiError::conflict(
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key was completed concurrently; retry to get its result",
+            ))
+        } else {
+            Err(ApiError::internal(format!(
+                "department create cancelled: {:?}",
+                cancelled.reasons
+            )))
         }
     }
 
@@ -291,17 +279,9 @@ impl<'a> DepartmentRepo<'a> {
         reserve_index: Option<usize>,
         name: &str,
     ) -> ApiResult<()> {
-        let Err(err) = self
-            .state
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        else {
+        let Some(cancelled) = commit(&self.state.db, actions).await? else {
             return Ok(());
         };
-        let cancelled = transaction_cancellation(err)?;
         if let Some(i) = reserve_index.filter(|&i| cancelled.condition_failed(i)) {
             tracing::debug!(action = i, "name reservation refused");
             return Err(name_taken(name));

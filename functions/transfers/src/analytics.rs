@@ -123,24 +123,7 @@ pub async fn transfers(
     QueryParams(params): QueryParams<Params>,
 ) -> ApiResult<Json<Value>> {
     let now = clock::now();
-    let to = match params.to.as_deref() {
-        Some(t) => {
-            parse_time(t).ok_or_else(|| ApiError::field("to", "must be an RFC 3339 time"))?
-        }
-        None => now,
-    };
-    let from = match params.from.as_deref() {
-        Some(f) => {
-            parse_time(f).ok_or_else(|| ApiError::field("from", "must be an RFC 3339 time"))?
-        }
-        None => to - time::Duration::days(7),
-    };
-    if from > to || to - from > time::Duration::days(90) {
-        return Err(ApiError::field(
-            "from",
-            "the range must run forwards and span at most 90 days",
-        ));
-    }
+    let (from, to) = crate::requests::period(params.from.as_deref(), params.to.as_deref(), 7, now)?;
     let department = match params.department.as_deref().filter(|d| !d.is_empty()) {
         Some(d) => Some(
             directory::resolve(&state, &user.tenant, d)

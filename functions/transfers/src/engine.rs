@@ -310,6 +310,30 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Adds to `actions` the freeing of `agent` from `transfer_id` into `status` (when the
+    /// agent still holds it) and its event; returns the agent as it will be.
+    fn release_agent(
+        &self,
+        agent: Option<Agent>,
+        transfer_id: &str,
+        status: AgentStatus,
+        now: OffsetDateTime,
+        actions: &mut Vec<TransactWriteItem>,
+    ) -> ApiResult<Option<Agent>> {
+        let Some(before) = agent.filter(|a| a.current_transfer_id.as_deref() == Some(transfer_id))
+        else {
+            return Ok(None);
+        };
+        let after = self.freed(&before, status, now);
+        actions.push(self.store.replace_agent(&before, &after)?);
+        actions.push(self.event(
+            types::AGENT_STATUS_CHANGED,
+            agent_event(&after, before.status),
+            now,
+        )?);
+        Ok(Some(after))
+    }
+
     /// Offers `transfer` (queued, read at `version`) to `agent`, atomically: the agent must
     /// still be available and unclaimed, the transfer still queued, the call unchanged.
     async fn claim(
@@ -561,31 +585,19 @@ impl<'a> Engine<'a> {
                 self.event(types::QUEUE_UPDATED, json!({"department_id": requeued.department_id}), now)?,
             ];
             // The decliner is free again; one who let the offer lapse is not at their desk.
-            let freed = agent
-                .as_ref()
-                .filter(|a| a.current_transfer_id.as_deref() == Some(transfer_id))
-                .map(|a| {
-                    let status = if timed_out {
-                        AgentStatus::Offline
-                    } else {
-                        AgentStatus::Available
-                    };
-                    (a.clone(), self.freed(a, status, now))
-                });
-            if let Some((before, after)) = &freed {
-                actions.push(self.store.replace_agent(before, after)?);
-                actions.push(self.event(
-                    types::AGENT_STATUS_CHANGED,
-                    agent_event(after, before.status),
-                    now,
-                )?);
-            }
+            let status = if timed_out {
+                AgentStatus::Offline
+            } else {
+                AgentStatus::Available
+            };
+            let freed = self.release_agent(agent, transfer_id, status, now, &mut actions)?;
             if self.commit(actions).await?.is_some() {
                 continue;
             }
             let rerouted = self.assign_queued(transfer_id).await?;
-            if let Some((_, after)) = &freed
-                && after.status == AgentStatus::Available
+            if let Some(after) = freed
+                .as_ref()
+                .filter(|a| a.status == AgentStatus::Available)
             {
                 self.serve_agent(&after.agent_id).await?;
             }
@@ -643,31 +655,18 @@ impl<'a> Engine<'a> {
                 self.store.replace_call(&next_call, call_version)?,
                 self.event(types::TRANSFER_COMPLETED, transfer_event(&done, now), now)?,
             ];
-            let wrap_up = self.state.config.wrap_up_seconds > 0;
-            let freed = agent
-                .filter(|a| a.current_transfer_id.as_deref() == Some(transfer_id))
-                .map(|a| {
-                    let status = if wrap_up {
-                        AgentStatus::WrapUp
-                    } else {
-                        AgentStatus::Available
-                    };
-                    let after = self.freed(&a, status, now);
-                    (a, after)
-                });
-            if let Some((before, after)) = &freed {
-                actions.push(self.store.replace_agent(before, after)?);
-                actions.push(self.event(
-                    types::AGENT_STATUS_CHANGED,
-                    agent_event(after, before.status),
-                    now,
-                )?);
-            }
+            let status = if self.state.config.wrap_up_seconds > 0 {
+                AgentStatus::WrapUp
+            } else {
+                AgentStatus::Available
+            };
+            let freed = self.release_agent(agent, transfer_id, status, now, &mut actions)?;
             if self.commit(actions).await?.is_some() {
                 continue;
             }
-            if let Some((_, after)) = &freed
-                && after.status == AgentStatus::Available
+            if let Some(after) = freed
+                .as_ref()
+                .filter(|a| a.status == AgentStatus::Available)
             {
                 self.serve_agent(&after.agent_id).await?;
             }
@@ -736,24 +735,17 @@ impl<'a> Engine<'a> {
                     now,
                 )?);
             }
-            let freed = agent
-                .filter(|a| a.current_transfer_id.as_deref() == Some(transfer_id))
-                .map(|a| {
-                    let after = self.freed(&a, AgentStatus::Available, now);
-                    (a, after)
-                });
-            if let Some((before, after)) = &freed {
-                actions.push(self.store.replace_agent(before, after)?);
-                actions.push(self.event(
-                    types::AGENT_STATUS_CHANGED,
-                    agent_event(after, before.status),
-                    now,
-                )?);
-            }
+            let freed = self.release_agent(
+                agent,
+                transfer_id,
+                AgentStatus::Available,
+                now,
+                &mut actions,
+            )?;
             if self.commit(actions).await?.is_some() {
                 continue;
             }
-            if let Some((_, after)) = &freed {
+            if let Some(after) = &freed {
                 self.serve_agent(&after.agent_id).await?;
             }
             return Ok(cancelled);

@@ -205,24 +205,8 @@ pub async fn call_logs(
             ));
         }
     };
-    let to = match params.to.as_deref() {
-        Some(t) => {
-            parse_time(t).ok_or_else(|| ApiError::field("to", "must be an RFC 3339 time"))?
-        }
-        None => now,
-    };
-    let from = match params.from.as_deref() {
-        Some(f) => {
-            parse_time(f).ok_or_else(|| ApiError::field("from", "must be an RFC 3339 time"))?
-        }
-        None => to - time::Duration::days(days),
-    };
-    if from > to || to - from > time::Duration::days(90) {
-        return Err(ApiError::field(
-            "from",
-            "the range must run forwards and span at most 90 days",
-        ));
-    }
+    let (from, to) =
+        crate::requests::period(params.from.as_deref(), params.to.as_deref(), days, now)?;
     let limit = vocelio_shared::dynamo::page_limit(params.limit, 20, 200)? as usize;
     let status = params.status.as_deref();
     if let Some(s) = status {

@@ -277,3 +277,30 @@ impl UpdateCall {
         v.finish()
     }
 }
+
+/// A reporting period from `from`/`to` (RFC 3339; `to` defaults to now, `from` to
+/// `default_days` before `to`), running forwards and spanning at most 90 days.
+pub fn period(
+    from: Option<&str>,
+    to: Option<&str>,
+    default_days: i64,
+    now: time::OffsetDateTime,
+) -> ApiResult<(time::OffsetDateTime, time::OffsetDateTime)> {
+    let to = match to {
+        Some(t) => crate::model::parse_time(t)
+            .ok_or_else(|| vocelio_shared::ApiError::field("to", "must be an RFC 3339 time"))?,
+        None => now,
+    };
+    let from = match from {
+        Some(f) => crate::model::parse_time(f)
+            .ok_or_else(|| vocelio_shared::ApiError::field("from", "must be an RFC 3339 time"))?,
+        None => to - time::Duration::days(default_days),
+    };
+    if from > to || to - from > time::Duration::days(90) {
+        return Err(vocelio_shared::ApiError::field(
+            "from",
+            "the range must run forwards and span at most 90 days",
+        ));
+    }
+    Ok((from, to))
+}
