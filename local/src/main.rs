@@ -63,8 +63,13 @@ fn secret() -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    vocelio_shared::telemetry::init_local();
     let cli = Cli::parse();
+    if matches!(cli.command, Cmd::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {
+        // Figures, not request logs.
+        vocelio_shared::telemetry::init_with("warn");
+    } else {
+        vocelio_shared::telemetry::init_local();
+    }
     let result = match cli.command {
         Cmd::Up {
             port,

@@ -6,7 +6,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Human-readable logs filtered by `RUST_LOG` (default `info`); safe to call twice.
 pub fn init_local() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with("info");
+}
+
+/// Human-readable logs filtered by `RUST_LOG`, else by `default` (`warn`, `info`, ...).
+pub fn init_with(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -450,11 +450,7 @@ async fn transfer_view(
     let waited = parse_time(&transfer.requested_at).map_or(0, |t| seconds_between(t, now));
     view["wait_time"] = json!(waited);
     if transfer.status == TransferStatus::Queued {
-        let queue = engine.store.queue(&transfer.department_id).await?;
-        let position = queue
-            .iter()
-            .position(|t| t.transfer_id == transfer.transfer_id)
-            .map_or(queue.len() + 1, |i| i + 1);
+        let position = engine.store.queue_position(transfer).await?;
         let staffed = engine
             .store
             .agents_in(&transfer.department_id, None)
@@ -462,7 +458,7 @@ async fn transfer_view(
             .iter()
             .filter(|a| a.status != AgentStatus::Offline)
             .count();
-        let handle = average_handle_seconds(engine, state, &transfer.department_id, now).await?;
+        let handle = average_handle_seconds(engine, state, &transfer.department_id).await?;
         view["queue_position"] = json!(position);
         view["estimated_wait_seconds"] = json!(estimated_wait_seconds(position, staffed, handle));
     } else {
@@ -472,19 +468,14 @@ async fn transfer_view(
     Ok(view)
 }
 
-/// The department's mean handle time (accepted to completed) over the last 7 days, or the
-/// configured default before it has any.
+/// The department's mean handle time (accepted to completed) over the tenant's 200 most
+/// recent transfers (one bounded Query), or the configured default before it has any.
 async fn average_handle_seconds(
     engine: &Engine<'_>,
     state: &AppState,
     department_id: &str,
-    now: OffsetDateTime,
 ) -> ApiResult<f64> {
-    let since = clock::rfc3339(now - time::Duration::days(7));
-    let recent = engine
-        .store
-        .transfers_between(&since, &clock::rfc3339(now))
-        .await?;
+    let recent = engine.store.recent_transfers(200).await?;
     let handles: Vec<u64> = recent
         .iter()
         .filter(|t| t.department_id == department_id && t.status == TransferStatus::Completed)

@@ -238,6 +238,63 @@ impl<'a> Store<'a> {
         items.into_iter().map(from_record).collect()
     }
 
+    /// A queued transfer's 1-based place in its queue: one count of the keys ahead of it.
+    pub async fn queue_position(&self, transfer: &Transfer) -> ApiResult<usize> {
+        let own = keys::queue_sk(
+            transfer.urgency_level.rank(),
+            &transfer.requested_at,
+            &transfer.transfer_id,
+        );
+        let mut ahead = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .state
+                .db
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk AND GSI2SK < :own")
+                .expression_attribute_values(
+                    ":pk",
+                    s(keys::queue_pk(self.tenant, &transfer.department_id)),
+                )
+                .expression_attribute_values(":own", s(own.clone()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            ahead += usize::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(ahead + 1),
+            }
+        }
+    }
+
+    /// The tenant's `limit` most recent transfers, newest first (one bounded Query).
+    pub async fn recent_transfers(&self, limit: i32) -> ApiResult<Vec<Transfer>> {
+        let out = self
+            .state
+            .db
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::transfers_by_time_pk(self.tenant)))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_record)
+            .collect()
+    }
+
     /// How many transfers wait in a department's queue.
     pub async fn queue_length(&self, department_id: &str) -> ApiResult<usize> {
         let mut count = 0usize;
