@@ -468,14 +468,14 @@ async fn transfer_view(
     Ok(view)
 }
 
-/// The department's mean handle time (accepted to completed) over the tenant's 200 most
+/// The department's mean handle time (accepted to completed) over the tenant's 50 most
 /// recent transfers (one bounded Query), or the configured default before it has any.
 async fn average_handle_seconds(
     engine: &Engine<'_>,
     state: &AppState,
     department_id: &str,
 ) -> ApiResult<f64> {
-    let recent = engine.store.recent_transfers(200).await?;
+    let recent = engine.store.recent_transfers(50).await?;
     let handles: Vec<u64> = recent
         .iter()
         .filter(|t| t.department_id == department_id && t.status == TransferStatus::Completed)
