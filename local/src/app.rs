@@ -5,10 +5,11 @@ use vocelio_shared::AppState;
 use vocelio_shared::http::{finish, health_routes_for};
 
 /// The functions served by the local stack: `(name, version)`.
-pub const SERVICES: [(&str, &str); 3] = [
+pub const SERVICES: [(&str, &str); 4] = [
     (departments::SERVICE, env!("CARGO_PKG_VERSION")),
     (agents::SERVICE, env!("CARGO_PKG_VERSION")),
     (transfers::SERVICE, env!("CARGO_PKG_VERSION")),
+    (realtime::SERVICE, env!("CARGO_PKG_VERSION")),
 ];
 
 /// All routes on one router: what API Gateway fronts on AWS.
@@ -16,6 +17,7 @@ pub fn app(state: AppState) -> Router {
     let routes = departments::routes()
         .merge(agents::routes())
         .merge(transfers::routes())
+        .merge(realtime::routes())
         .merge(health_routes_for("/health", &SERVICES));
     finish(routes, state)
 }

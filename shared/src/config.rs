@@ -95,6 +95,11 @@ pub struct Config {
     pub ai_price_per_minute: f64,
     /// Price of a human-handled minute: `HUMAN_PRICE_PER_MINUTE`.
     pub human_price_per_minute: f64,
+    /// How often an SSE stream reads the event log, in milliseconds: `SSE_POLL_MILLIS`.
+    pub sse_poll_millis: u32,
+    /// How long one SSE response lasts before the browser reconnects: `SSE_MAX_SECONDS`
+    /// (below the function's timeout on AWS).
+    pub sse_max_seconds: u32,
 }
 
 /// The Vite dev and preview servers, allowed when `CORS_ALLOWED_ORIGINS` is unset.
@@ -152,6 +157,8 @@ impl Config {
             default_handle_seconds: number(source, "DEFAULT_HANDLE_SECONDS", 180, 1..=7200)?,
             ai_price_per_minute: price(source, "AI_PRICE_PER_MINUTE", 0.05)?,
             human_price_per_minute: price(source, "HUMAN_PRICE_PER_MINUTE", 0.50)?,
+            sse_poll_millis: number(source, "SSE_POLL_MILLIS", 500, 100..=10_000)?,
+            sse_max_seconds: number(source, "SSE_MAX_SECONDS", 870, 5..=86_400)?,
         })
     }
 }

@@ -136,12 +136,19 @@ fn apply_patch(
 
 /// `GET /api/calls/active` → `{active_calls}` exactly as the Live Call Monitor reads it.
 pub async fn active_calls(State(state): State<AppState>, user: AuthUser) -> JsonResult {
-    let engine = Engine::new(&state, &user.tenant);
-    let calls = engine.store.active_calls().await?;
-    let names = department_names(&state, &user).await?;
-    let now = clock::now();
-    let rows: Vec<Value> = calls.iter().map(|c| active_row(c, &names, now)).collect();
+    let rows = active_rows(&state, &user.tenant).await?;
     Ok(Json(json!({ "active_calls": rows, "total": rows.len() })))
+}
+
+/// The Live Call Monitor's rows for `tenant`.
+pub async fn active_rows(
+    state: &AppState,
+    tenant: &vocelio_shared::ids::TenantId,
+) -> ApiResult<Vec<Value>> {
+    let calls = Engine::new(state, tenant).store.active_calls().await?;
+    let names = department_names(state, tenant).await?;
+    let now = clock::now();
+    Ok(calls.iter().map(|c| active_row(c, &names, now)).collect())
 }
 
 fn active_row(call: &Call, names: &HashMap<String, String>, now: OffsetDateTime) -> Value {
@@ -161,8 +168,11 @@ fn active_row(call: &Call, names: &HashMap<String, String>, now: OffsetDateTime)
     })
 }
 
-async fn department_names(state: &AppState, user: &AuthUser) -> ApiResult<HashMap<String, String>> {
-    Ok(directory::departments(state, &user.tenant)
+async fn department_names(
+    state: &AppState,
+    tenant: &vocelio_shared::ids::TenantId,
+) -> ApiResult<HashMap<String, String>> {
+    Ok(directory::departments(state, tenant)
         .await?
         .into_iter()
         .map(|d| (d.id, d.name))
@@ -249,7 +259,7 @@ pub async fn call_logs(
         .calls_between(&clock::rfc3339(from), &clock::rfc3339(to))
         .await?;
     calls.reverse();
-    let names = department_names(&state, &user).await?;
+    let names = department_names(&state, &user.tenant).await?;
     let matching: Vec<&Call> = calls
         .iter()
         .filter(|c| match status {

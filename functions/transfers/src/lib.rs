@@ -59,3 +59,11 @@ pub fn router(state: AppState) -> Router {
         state,
     )
 }
+
+/// The rows of `GET /api/calls/active` for `tenant` (also the SSE `active_calls_update`).
+pub async fn active_call_rows(
+    state: &AppState,
+    tenant: &vocelio_shared::ids::TenantId,
+) -> vocelio_shared::ApiResult<Vec<serde_json::Value>> {
+    handlers::active_rows(state, tenant).await
+}

@@ -41,7 +41,12 @@ async fn every_sample_event_dispatches_through_its_function() {
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let known = [departments::SERVICE, agents::SERVICE, transfers::SERVICE];
+    let known = [
+        departments::SERVICE,
+        agents::SERVICE,
+        transfers::SERVICE,
+        realtime::SERVICE,
+    ];
     for folder in &folders {
         assert!(
             known.contains(&folder.as_str()),
@@ -58,7 +63,8 @@ async fn every_sample_event_dispatches_through_its_function() {
             let router = match function {
                 "departments" => departments::router(app.state.clone()),
                 "agents" => agents::router(app.state.clone()),
-                _ => transfers::router(app.state.clone()),
+                "transfers" => transfers::router(app.state.clone()),
+                _ => realtime::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();
             let status = response.status().as_u16();

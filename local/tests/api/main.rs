@@ -7,4 +7,5 @@ mod departments;
 mod helpers;
 mod lambda_events;
 mod platform;
+mod realtime;
 mod transfers;

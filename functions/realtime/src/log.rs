@@ -1,0 +1,76 @@
+//! Reading the tenant's event log: every state change, in order, by time-ordered id.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use vocelio_shared::dynamo::{from_record, sdk_error};
+use vocelio_shared::ids::TenantId;
+use vocelio_shared::{ApiResult, AppState, keys};
+
+/// One domain event as written by the functions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LogEvent {
+    /// `evt_<uuid v7>`: sorts by time.
+    pub event_id: String,
+    /// The event type (`transfer_initiated`, ...).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// Its payload.
+    pub data: serde_json::Value,
+}
+
+/// Whether `id` has the shape of an event id (so it can bound a Query).
+pub fn is_event_id(id: &str) -> bool {
+    vocelio_shared::ids::is_id("evt", id)
+}
+
+/// The smallest event id that is not older than `at`: UUID v7 starts with the Unix time in
+/// milliseconds, so every event written from `at` on sorts after it.
+pub fn position_at(at: time::OffsetDateTime) -> String {
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    format!("evt_{:012x}{}", millis & 0xffff_ffff_ffff, "0".repeat(20))
+}
+
+/// Up to `limit` events of `tenant` after `after`, oldest first (consistent read).
+pub async fn events_after(
+    state: &AppState,
+    tenant: &TenantId,
+    after: &str,
+    limit: i32,
+) -> ApiResult<Vec<LogEvent>> {
+    let out = state
+        .db
+        .query()
+        .table_name(state.table())
+        .key_condition_expression("PK = :pk AND SK > :after")
+        .expression_attribute_values(":pk", AttributeValue::S(keys::events_pk(tenant)))
+        .expression_attribute_values(":after", AttributeValue::S(after.to_owned()))
+        .consistent_read(true)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    out.items
+        .unwrap_or_default()
+        .into_iter()
+        .map(from_record)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_position_sorts_before_every_later_event_and_after_earlier_ones() {
+        let at = datetime!(2026-11-25 10:00 UTC);
+        let position = position_at(at);
+        assert!(is_event_id(&position));
+        let earlier = position_at(at - time::Duration::milliseconds(1));
+        assert!(earlier < position);
+        let now_id = vocelio_shared::ids::new_id("evt");
+        assert!(now_id > position, "{now_id} should sort after {position}");
+    }
+}
