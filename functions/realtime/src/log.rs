@@ -65,7 +65,8 @@ mod tests {
 
     #[test]
     fn a_position_sorts_before_every_later_event_and_after_earlier_ones() {
-        let at = datetime!(2026-11-25 10:00 UTC);
+        // A moment in the past: events made now sort after it.
+        let at = datetime!(2024-01-01 10:00 UTC);
         let position = position_at(at);
         assert!(is_event_id(&position));
         let earlier = position_at(at - time::Duration::milliseconds(1));
