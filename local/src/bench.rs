@@ -201,6 +201,7 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
     );
 
     transfers_bench(&base, &secret, &state, requests).await?;
+    sse_bench(&base, &secret).await?;
 
     let lambda_dir =
         lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
@@ -464,6 +465,130 @@ async fn transfers_bench(
     print_series(
         "GET /api/calls/active, 1,000 active calls",
         &summarize(samples, wall.elapsed()),
+    );
+    Ok(())
+}
+
+/// Delivery through SSE: 100 clients follow one call's stream while its status changes;
+/// the latency from each write to each client's receipt, and the write's own latency with
+/// and without the listeners.
+async fn sse_bench(base: &str, secret: &str) -> Result<(), String> {
+    const CLIENTS: usize = 100;
+    const CHANGES: usize = 30;
+    let token = stack::mint_token(secret, "bench-sse", "sup", Role::Supervisor, 2)?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/calls"))
+        .bearer_auth(&token)
+        .json(&json!({"caller_number": "555-321-0000"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let call_id = created["call"]["call_id"]
+        .as_str()
+        .ok_or("no call")?
+        .to_owned();
+    let patch_url = format!("{base}/api/calls/{call_id}");
+    let change = |i: usize| {
+        let request = http
+            .patch(&patch_url)
+            .bearer_auth(&token)
+            .json(&json!({"status": if i.is_multiple_of(2) { "on_hold" } else { "active" }, "current_flow": format!("step-{i}")}));
+        async move {
+            let t = Instant::now();
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("PATCH answered {}", r.status()));
+            }
+            Ok::<_, String>(t.elapsed())
+        }
+    };
+    // The write alone.
+    let mut quiet = Vec::new();
+    let wall = Instant::now();
+    for i in 0..CHANGES {
+        quiet.push(change(i).await?);
+    }
+    let quiet = summarize(quiet, wall.elapsed());
+
+    // 100 listeners, each recording when each status change reaches it.
+    let origin = Instant::now();
+    let mut listeners = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let request = http
+            .get(format!("{base}/api/calls/{call_id}/events?token={token}"))
+            .header("accept", "text/event-stream");
+        listeners.spawn(async move {
+            let mut response = request.send().await.map_err(|e| e.to_string())?;
+            let mut buffer = String::new();
+            // Each status change yields exactly one call_status_update on this stream, in order.
+            let mut received: Vec<Duration> = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while received.len() < CHANGES {
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let Ok(Ok(Some(chunk))) = tokio::time::timeout(remaining, response.chunk()).await
+                else {
+                    break;
+                };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    let data = frame
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .collect::<String>();
+                    if let Ok(message) = serde_json::from_str::<serde_json::Value>(data.trim())
+                        && message["type"] == "call_status_update"
+                    {
+                        received.push(origin.elapsed());
+                    }
+                }
+            }
+            Ok::<_, String>(received)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let every stream open
+    let mut sent_at: Vec<Duration> = Vec::with_capacity(CHANGES);
+    let mut loaded = Vec::new();
+    let wall = Instant::now();
+    for i in 0..CHANGES {
+        sent_at.push(origin.elapsed());
+        loaded.push(change(i).await?);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let loaded = summarize(loaded, wall.elapsed());
+    let mut delays = Vec::new();
+    let mut missing = 0usize;
+    for result in listeners.join_all().await {
+        let received = result?;
+        for (i, at) in sent_at.iter().enumerate() {
+            match received.get(i) {
+                Some(got) => delays.push(got.saturating_sub(*at)),
+                None => missing += 1,
+            }
+        }
+    }
+    let delivered = delays.len();
+    let delivery = summarize(delays, wall.elapsed());
+    println!(
+        "\nServer-Sent Events ({CLIENTS} clients on one call's stream, {CHANGES} status changes, log read every 500 ms):"
+    );
+    print_series("delivery, write to receipt", &delivery);
+    println!(
+        "  messages delivered: {delivered} of {} (missing {missing}), {:.0} messages/s",
+        CLIENTS * CHANGES,
+        delivery.per_second
+    );
+    print_series("PATCH /api/calls/{id}, no listeners", &quiet);
+    print_series(
+        &format!("PATCH /api/calls/{{id}}, {CLIENTS} SSE listeners"),
+        &loaded,
     );
     Ok(())
 }
