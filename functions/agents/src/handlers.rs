@@ -126,14 +126,27 @@ pub async fn change_status(
     repo.change_status(&before, &after, &event).await?;
     // An agent who becomes available takes the head of the queues they are eligible for.
     if after.status == AgentStatus::Available {
-        let offered = transfers::engine::Engine::new(&state, &user.tenant)
+        // Best effort: the status change has committed; if handing over the queue fails,
+        // the caller still gets its answer and the next availability tries again.
+        match transfers::engine::Engine::new(&state, &user.tenant)
             .serve_agent(&after.agent_id)
-            .await?;
-        if let Some(transfer) = offered {
-            let agent = repo.get(&after.agent_id).await?.unwrap_or(after);
-            return Ok(Json(
-                json!({ "agent": agent, "offered_transfer": transfer }),
-            ));
+            .await
+        {
+            Ok(Some(transfer)) => {
+                let agent = repo
+                    .get(&after.agent_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(after);
+                return Ok(Json(
+                    json!({ "agent": agent, "offered_transfer": transfer }),
+                ));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, agent = %after.agent_id, "queue hand-off failed")
+            }
         }
     }
     Ok(Json(json!({ "agent": after })))
