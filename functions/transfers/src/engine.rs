@@ -475,6 +475,20 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| ApiError::not_found("transfer"))
     }
 
+    /// The agent holding `transfer` (if any) and its call with the call's version.
+    async fn holder_and_call(&self, transfer: &Transfer) -> ApiResult<(Option<Agent>, Call, u64)> {
+        let agent = match &transfer.agent_id {
+            Some(id) => self.store.agent(id).await?,
+            None => None,
+        };
+        let (call, call_version) = self
+            .store
+            .call(&transfer.call_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("call"))?;
+        Ok((agent, call, call_version))
+    }
+
     /// The offered agent accepts: the caller is connected to them.
     pub async fn accept(&self, user: &AuthUser, transfer_id: &str) -> ApiResult<Transfer> {
         for _ in 0..ATTEMPTS {
@@ -557,12 +571,7 @@ impl<'a> Engine<'a> {
             let Some(agent_id) = transfer.agent_id.clone() else {
                 return Err(state_conflict(&transfer, "the transfer has no agent"));
             };
-            let agent = self.store.agent(&agent_id).await?;
-            let (call, call_version) = self
-                .store
-                .call(&transfer.call_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("call"))?;
+            let (agent, call, call_version) = self.holder_and_call(&transfer).await?;
             let at = clock::rfc3339(now);
             let mut requeued = transfer.clone();
             requeued.status = TransferStatus::Queued;
@@ -631,15 +640,7 @@ impl<'a> Engine<'a> {
                     ));
                 }
             }
-            let agent = match &transfer.agent_id {
-                Some(id) => self.store.agent(id).await?,
-                None => None,
-            };
-            let (call, call_version) = self
-                .store
-                .call(&transfer.call_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("call"))?;
+            let (agent, call, call_version) = self.holder_and_call(&transfer).await?;
             let now = clock::now();
             let at = clock::rfc3339(now);
             let mut done = transfer.clone();
@@ -696,15 +697,7 @@ impl<'a> Engine<'a> {
                 TransferStatus::Cancelled => return Ok(transfer),
                 _ => return Err(state_conflict(&transfer, "the transfer has already ended")),
             }
-            let agent = match &transfer.agent_id {
-                Some(id) => self.store.agent(id).await?,
-                None => None,
-            };
-            let (call, call_version) = self
-                .store
-                .call(&transfer.call_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("call"))?;
+            let (agent, call, call_version) = self.holder_and_call(&transfer).await?;
             let now = clock::now();
             let at = clock::rfc3339(now);
             let mut cancelled = transfer.clone();

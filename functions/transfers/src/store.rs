@@ -180,32 +180,28 @@ impl<'a> Store<'a> {
         pk: String,
         prefix: Option<String>,
     ) -> ApiResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .state
-                .db
-                .query()
-                .table_name(self.table())
-                .index_name(index)
-                .expression_attribute_names("#pk", pk_attr)
-                .expression_attribute_values(":pk", s(&pk))
-                .set_exclusive_start_key(start);
-            query = match &prefix {
-                Some(prefix) => query
-                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                    .expression_attribute_names("#sk", pk_attr.replace("PK", "SK"))
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("#pk = :pk"),
-            };
-            let out = query.send().await.map_err(sdk_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(items),
-            }
-        }
+        let query = self
+            .state
+            .db
+            .query()
+            .table_name(self.table())
+            .index_name(index)
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", s(&pk));
+        let query = match &prefix {
+            Some(prefix) => query
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#sk", pk_attr.replace("PK", "SK"))
+                .expression_attribute_values(":prefix", s(prefix)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(sdk_error)
     }
 
     /// The agents of a department in `status` (from the index: re-checked by every claim).
@@ -245,11 +241,8 @@ impl<'a> Store<'a> {
             &transfer.requested_at,
             &transfer.transfer_id,
         );
-        let mut ahead = 0usize;
-        let mut start = None;
-        loop {
-            let out = self
-                .state
+        let ahead = count(
+            self.state
                 .db
                 .query()
                 .table_name(self.table())
@@ -259,18 +252,10 @@ impl<'a> Store<'a> {
                     ":pk",
                     s(keys::queue_pk(self.tenant, &transfer.department_id)),
                 )
-                .expression_attribute_values(":own", s(own.clone()))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            ahead += usize::try_from(out.count).unwrap_or(0);
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(ahead + 1),
-            }
-        }
+                .expression_attribute_values(":own", s(own)),
+        )
+        .await?;
+        Ok(ahead + 1)
     }
 
     /// The tenant's `limit` most recent transfers, newest first (one bounded Query).
@@ -297,28 +282,16 @@ impl<'a> Store<'a> {
 
     /// How many transfers wait in a department's queue.
     pub async fn queue_length(&self, department_id: &str) -> ApiResult<usize> {
-        let mut count = 0usize;
-        let mut start = None;
-        loop {
-            let out = self
-                .state
+        count(
+            self.state
                 .db
                 .query()
                 .table_name(self.table())
                 .index_name(keys::GSI2)
                 .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", s(keys::queue_pk(self.tenant, department_id)))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            count += usize::try_from(out.count).unwrap_or(0);
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(count),
-            }
-        }
+                .expression_attribute_values(":pk", s(keys::queue_pk(self.tenant, department_id))),
+        )
+        .await
     }
 
     /// Transfers by id, in the order given (BatchGetItem; missing ones are skipped).
@@ -387,31 +360,23 @@ impl<'a> Store<'a> {
         from: &str,
         to: &str,
     ) -> ApiResult<Vec<T>> {
-        let mut out_items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .state
-                .db
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":from", s(from))
-                .expression_attribute_values(":to", s(format!("{to}~")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in out.items.unwrap_or_default() {
-                out_items.push(from_record(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(out_items),
-            }
-        }
+        let items = self
+            .state
+            .db
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(format!("{to}~")))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(sdk_error)?;
+        items.into_iter().map(from_record).collect()
     }
 
     /// The tenant's calls that have not ended, oldest first.
@@ -426,6 +391,18 @@ impl<'a> Store<'a> {
             .await?;
         items.into_iter().map(from_record).collect()
     }
+}
+
+/// How many items `query` matches, over every page (`Select=COUNT`).
+async fn count(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> ApiResult<usize> {
+    let mut pages = query.select(Select::Count).into_paginator().send();
+    let mut total = 0usize;
+    while let Some(page) = pages.next().await {
+        total += usize::try_from(page.map_err(sdk_error)?.count).unwrap_or(0);
+    }
+    Ok(total)
 }
 
 /// Reads a record and the `version` attribute of its item.
