@@ -1,7 +1,10 @@
 //! Every function's router merged into one service, exactly as each runs on Lambda.
 
 use axum::Router;
+use realtime::Realtime;
 use vocelio_shared::AppState;
+
+use crate::gateway::LocalGateway;
 use vocelio_shared::http::{finish, health_routes_for};
 
 /// The functions served by the local stack: `(name, version)`.
@@ -12,14 +15,29 @@ pub const SERVICES: [(&str, &str); 4] = [
     (realtime::SERVICE, env!("CARGO_PKG_VERSION")),
 ];
 
-/// All routes on one router: what API Gateway fronts on AWS.
-pub fn app(state: AppState) -> Router {
+/// All routes on one router: what API Gateway fronts on AWS (the HTTP API, the SSE
+/// function URL, and the WebSocket API with its management endpoint).
+pub fn app(state: AppState, gateway: &LocalGateway) -> Router {
     let routes = departments::routes()
         .merge(agents::routes())
         .merge(transfers::routes())
         .merge(realtime::routes())
         .merge(health_routes_for("/health", &SERVICES));
-    finish(routes, state)
+    finish(routes, state).merge(gateway.routes())
+}
+
+/// Follows the core table's stream and runs the realtime fan-out, as the event source
+/// mapping does on AWS; stops when the returned handle is aborted.
+pub fn spawn_stream_follower(
+    realtime: Realtime,
+    dynamodb_url: &str,
+    table: &str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::streams::follow(
+        realtime,
+        dynamodb_url.to_owned(),
+        table.to_owned(),
+    ))
 }
 
 /// Runs the transfer timers (offer timeouts, wrap-up ends) every `every`, as the scheduled

@@ -68,16 +68,8 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
-    let tables = aws
-        .provision(&standins::project_root().join("template.yaml"))
+    aws.provision(&standins::project_root().join("template.yaml"))
         .await?;
-    let core = tables
-        .first()
-        .map(|t| t.logical_id.clone())
-        .ok_or("no table")?;
-    let config = stack::local_config(&core).map_err(|e| e.to_string())?;
-    let secret = config.jwt_secret.expose().to_owned();
-    let state = stack::local_state(config, &aws);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -85,7 +77,14 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let app = crate::app::app(state.clone());
+    let config = stack::local_config(&base).map_err(|e| e.to_string())?;
+    let core = config.table_name.clone();
+    let secret = config.jwt_secret.expose().to_owned();
+    let state = stack::local_state(config, &aws);
+    let realtime = stack::local_realtime(state.clone(), &aws)?;
+    let gateway = crate::gateway::LocalGateway::new(realtime.clone());
+    let _follower = crate::app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
+    let app = crate::app::app(state.clone(), &gateway);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

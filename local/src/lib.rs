@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod bench;
+pub mod gateway;
 pub mod stack;
 pub mod standins;
+pub mod streams;
 pub mod tables;

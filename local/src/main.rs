@@ -113,18 +113,20 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let aws = LocalAws::connect(&standins.dynamodb.url, &standins.s3.url).await;
     let template = standins::project_root().join("template.yaml");
     let tables = aws.provision(&template).await?;
-    let core = tables
-        .first()
-        .map(|t| t.logical_id.clone())
-        .ok_or("template.yaml declares no table")?;
-    let config = stack::local_config(&core).map_err(|e| e.to_string())?;
-    let secret = config.jwt_secret.expose().to_owned();
-    let state = stack::local_state(config, &aws);
-    let token = stack::mint_token(&secret, "demo", "admin-1", Role::Admin, 12)?;
     let base = format!("http://127.0.0.1:{port}");
+    let config = stack::local_config(&base).map_err(|e| e.to_string())?;
+    let secret = config.jwt_secret.expose().to_owned();
+    let core = config.table_name.clone();
+    let state = stack::local_state(config, &aws);
+    let realtime = stack::local_realtime(state.clone(), &aws)?;
+    let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone());
+    let token = stack::mint_token(&secret, "demo", "admin-1", Role::Admin, 12)?;
+    let ws = base.replace("http://", "ws://");
     println!(
         "\nVocelio local stack is up in {:.1} s\n\
          \n  API (every route):   {base}\
+         \n  WebSocket:           {ws}/ws?token=... and {ws}/ws/transfers?token=...\
+         \n  SSE:                 {base}/api/calls/active/events?token=...\
          \n  DynamoDB Local:      {} (tables: {})\
          \n  S3 (moto):           {} (bucket: {})\
          \n\nDev token (tenant demo, user admin-1, role admin, 12 h):\n\n  {token}\n\
@@ -145,11 +147,13 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         stack::LOCAL_BUCKET,
     );
     let sweeper = app::spawn_sweeper(state.clone(), std::time::Duration::from_secs(1));
-    axum::serve(listener, app::app(state))
+    let follower = app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
+    axum::serve(listener, app::app(state, &gateway))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     sweeper.abort();
+    follower.abort();
     eprintln!("[local] stopping stand-ins");
     drop(standins);
     Ok(())

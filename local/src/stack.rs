@@ -22,6 +22,8 @@ pub const LOCAL_BUCKET: &str = "vocelio-local-media";
 pub struct LocalAws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The SDK configuration (credentials, region) other clients are built from.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl LocalAws {
@@ -45,7 +47,7 @@ impl LocalAws {
                 .force_path_style(true)
                 .build(),
         );
-        Self { dynamodb, s3 }
+        Self { dynamodb, s3, sdk }
     }
 
     /// Creates every table of `template.yaml` and the media bucket; returns the tables.
@@ -78,25 +80,47 @@ impl LocalAws {
     }
 }
 
+/// The template's core table.
+pub const CORE_TABLE: &str = "CoreTable";
+/// The template's WebSocket connections table.
+pub const CONNECTIONS_TABLE: &str = "ConnectionsTable";
+
 /// The local configuration: the process environment first, then local defaults
-/// (`TABLE_NAME` = the template's core table, `JWT_SECRET` = [`DEV_JWT_SECRET`]).
-pub fn local_config(core_table: &str) -> Result<Config, ConfigError> {
-    let core_table = core_table.to_owned();
+/// (`TABLE_NAME` and `CONNECTIONS_TABLE` = the template's tables, `JWT_SECRET` =
+/// [`DEV_JWT_SECRET`], `WEBSOCKET_CALLBACK_URL` = `api_base`, where the local stack serves
+/// the management API).
+pub fn local_config(api_base: &str) -> Result<Config, ConfigError> {
+    local_config_with(api_base, &|name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+/// The same, reading `source` first instead of the process environment (tests).
+pub fn local_config_with(
+    api_base: &str,
+    source: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let api_base = api_base.to_owned();
     Config::from_source(&move |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| match name {
-                "TABLE_NAME" => Some(core_table.clone()),
-                "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
-                _ => None,
-            })
+        source(name).or_else(|| match name {
+            "TABLE_NAME" => Some(CORE_TABLE.to_owned()),
+            "CONNECTIONS_TABLE" => Some(CONNECTIONS_TABLE.to_owned()),
+            "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
+            "WEBSOCKET_CALLBACK_URL" => Some(api_base.clone()),
+            _ => None,
+        })
     })
 }
 
 /// The state every router gets in the local stack.
 pub fn local_state(config: Config, aws: &LocalAws) -> AppState {
     AppState::with_db(config, aws.dynamodb.clone())
+}
+
+/// The realtime function's state over the stand-ins (its management API clients use the
+/// local credentials; each connection records the endpoint that reaches it).
+pub fn local_realtime(state: AppState, aws: &LocalAws) -> Result<realtime::Realtime, String> {
+    realtime::Realtime::new(state, &aws.sdk).map_err(|e| e.to_string())
 }
 
 /// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.

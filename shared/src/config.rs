@@ -100,6 +100,14 @@ pub struct Config {
     /// How long one SSE response lasts before the browser reconnects: `SSE_MAX_SECONDS`
     /// (below the function's timeout on AWS).
     pub sse_max_seconds: u32,
+    /// The WebSocket connections table: `CONNECTIONS_TABLE` (the realtime function only).
+    pub connections_table: Option<String>,
+    /// Where the API Gateway management API (`@connections`) is reached:
+    /// `WEBSOCKET_CALLBACK_URL`. Unset on AWS: each connection's `https://{domainName}/{stage}`
+    /// is taken from its `$connect` event. Set for custom domains and the local stack.
+    pub websocket_callback_url: Option<String>,
+    /// How many `PostToConnection` calls one fan-out runs at once: `WEBSOCKET_FANOUT_CONCURRENCY`.
+    pub websocket_fanout_concurrency: u32,
 }
 
 /// The Vite dev and preview servers, allowed when `CORS_ALLOWED_ORIGINS` is unset.
@@ -159,7 +167,32 @@ impl Config {
             human_price_per_minute: price(source, "HUMAN_PRICE_PER_MINUTE", 0.50)?,
             sse_poll_millis: number(source, "SSE_POLL_MILLIS", 500, 100..=10_000)?,
             sse_max_seconds: number(source, "SSE_MAX_SECONDS", 870, 5..=86_400)?,
+            connections_table: source.get("CONNECTIONS_TABLE"),
+            websocket_callback_url: callback_url(source)?,
+            websocket_fanout_concurrency: number(
+                source,
+                "WEBSOCKET_FANOUT_CONCURRENCY",
+                64,
+                1..=1024,
+            )?,
         })
+    }
+}
+
+fn callback_url(source: &dyn Source) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = source.get("WEBSOCKET_CALLBACK_URL") else {
+        return Ok(None);
+    };
+    let url = raw.trim().trim_end_matches('/');
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(Some(url.to_owned()))
+    } else {
+        Err(ConfigError::new(
+            "WEBSOCKET_CALLBACK_URL",
+            format!(
+                "must be an http(s) URL such as https://abc.execute-api.us-east-1.amazonaws.com/live, not {raw:?}"
+            ),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@ use vocelio_shared::AppState;
 use vocelio_shared::http::{finish, health_routes};
 
 pub mod analytics;
+pub mod dashboard;
 pub mod engine;
 mod handlers;
 pub mod model;

@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use vocelio_local::gateway::LocalGateway;
 use vocelio_local::stack::{self, DEV_JWT_SECRET, LocalAws};
 use vocelio_local::standins::{self, StandIns};
 use vocelio_local::tables::TableSpec;
-use vocelio_shared::config::Config;
 use vocelio_shared::{AppState, Role};
 
 /// The running stand-ins of this test run.
@@ -40,6 +40,7 @@ pub fn stand() -> &'static Stand {
                 s3_url: standins.s3.url.clone(),
                 tables,
             };
+            start_stream_follower(&stand)?;
             // Kept running for the whole run; their supervisors stop them by PID when this
             // test process exits.
             std::mem::forget(standins);
@@ -54,11 +55,61 @@ pub fn stand() -> &'static Stand {
     }
 }
 
+/// Starts the one stream follower of this run (as the one event source mapping of a stack)
+/// on its own thread: it invokes the realtime fan-out for every app the tests start, each
+/// connection recording the endpoint of the app it connected to.
+fn start_stream_follower(stand: &Stand) -> Result<(), String> {
+    let dynamodb_url = stand.dynamodb_url.clone();
+    let s3_url = stand.s3_url.clone();
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let aws = LocalAws::connect(&dynamodb_url, &s3_url).await;
+            let config = match stack::local_config_with("http://127.0.0.1:1", &|_| None) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let table = config.table_name.clone();
+            let state = stack::local_state(config, &aws);
+            match stack::local_realtime(state, &aws) {
+                Ok(realtime) => {
+                    let _ = ready.send(Ok(()));
+                    vocelio_local::streams::follow(realtime, dynamodb_url, table).await;
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        });
+    });
+    started.recv().map_err(|e| e.to_string()).and_then(|r| r)
+}
+
 /// One running copy of the API with its own tenant.
 pub struct TestApp {
     pub base: String,
+    /// `ws://127.0.0.1:<port>`.
+    pub ws_base: String,
     pub tenant: String,
     pub state: AppState,
+    /// The realtime function's state (connections table, management API clients).
+    pub realtime: realtime::Realtime,
+    /// The emulated WebSocket API of this app.
+    pub gateway: LocalGateway,
     http: reqwest::Client,
 }
 
@@ -76,33 +127,35 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let stand = stand();
     let aws = LocalAws::connect(&stand.dynamodb_url, &stand.s3_url).await;
-    let core = stand.tables[0].logical_id.clone();
-    let settings: Vec<(String, String)> = settings
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = Config::from_source(&move |name: &str| match name {
-        "TABLE_NAME" => Some(core.clone()),
-        "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
-        other => settings
-            .iter()
-            .find(|(k, _)| k == other)
-            .map(|(_, v)| v.clone()),
-    })
-    .expect("test config");
-    let state = stack::local_state(config, &aws);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = vocelio_local::app::app(state.clone());
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = stack::local_config_with(&base, &move |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test config");
+    let state = stack::local_state(config, &aws);
+    let realtime = stack::local_realtime(state.clone(), &aws).expect("realtime");
+    let gateway = LocalGateway::new(realtime.clone());
+    let app = vocelio_local::app::app(state.clone(), &gateway);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     TestApp {
+        ws_base: base.replace("http://", "ws://"),
         base,
         tenant: new_tenant(),
         state,
+        realtime,
+        gateway,
         http: reqwest::Client::new(),
     }
 }

@@ -9,3 +9,4 @@ mod lambda_events;
 mod platform;
 mod realtime;
 mod transfers;
+mod websocket;
