@@ -66,16 +66,7 @@ fn refuse(err: &ApiError) -> Value {
 impl Realtime {
     /// The management API endpoint that reaches the connections of `context`.
     pub fn endpoint_for(&self, context: &WebSocketContext) -> Option<String> {
-        if let Some(url) = &self.app.config.websocket_callback_url {
-            return Some(url.clone());
-        }
-        let domain = context.domain_name.as_deref()?;
-        match context.stage.as_deref() {
-            Some(stage) if !stage.is_empty() && stage != "$default" => {
-                Some(format!("https://{domain}/{stage}"))
-            }
-            _ => Some(format!("https://{domain}")),
-        }
+        management_endpoint(self.app.config.websocket_callback_url.as_deref(), context)
     }
 
     /// Handles one WebSocket event; returns the proxy response.
@@ -253,6 +244,21 @@ impl Realtime {
     }
 }
 
+/// `WEBSOCKET_CALLBACK_URL` when set (custom domains, the local stack), else
+/// `https://{domainName}/{stage}` from the event, as API Gateway's own URL is.
+pub fn management_endpoint(configured: Option<&str>, context: &WebSocketContext) -> Option<String> {
+    if let Some(url) = configured {
+        return Some(url.to_owned());
+    }
+    let domain = context.domain_name.as_deref()?;
+    match context.stage.as_deref() {
+        Some(stage) if !stage.is_empty() && stage != "$default" => {
+            Some(format!("https://{domain}/{stage}"))
+        }
+        _ => Some(format!("https://{domain}")),
+    }
+}
+
 fn decode_body(event: &WebSocketEvent) -> Result<String, Refusal> {
     let raw = event.body.clone().unwrap_or_default();
     if !event.is_base64_encoded {
@@ -310,4 +316,66 @@ fn presubscription(
         filters.agent_id = Some(connection.user_id.clone());
     }
     subscribe(connection, channel, filters, channel == Channel::Transfers).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(domain: Option<&str>, stage: Option<&str>) -> WebSocketContext {
+        WebSocketContext {
+            route_key: "$connect".into(),
+            connection_id: "abc=".into(),
+            domain_name: domain.map(Into::into),
+            stage: stage.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_callback_endpoint_comes_from_the_event_unless_configured() {
+        let aws = context(
+            Some("abc123.execute-api.us-east-1.amazonaws.com"),
+            Some("live"),
+        );
+        assert_eq!(
+            management_endpoint(None, &aws).as_deref(),
+            Some("https://abc123.execute-api.us-east-1.amazonaws.com/live")
+        );
+        assert_eq!(
+            management_endpoint(None, &context(Some("ws.example.com"), Some("$default")))
+                .as_deref(),
+            Some("https://ws.example.com")
+        );
+        assert_eq!(
+            management_endpoint(Some("http://127.0.0.1:8000"), &aws).as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(management_endpoint(None, &context(None, None)), None);
+    }
+
+    #[test]
+    fn presubscriptions_narrow_agents_to_themselves() {
+        let agent = Connection {
+            connection_id: "c=".into(),
+            tenant_id: "t1".into(),
+            user_id: "ana".into(),
+            role: Role::Agent,
+            department: Some("d1".into()),
+            endpoint: "https://x".into(),
+            connected_at: "2026-11-25T10:00:00Z".into(),
+            expires_at: 0,
+        };
+        let params: HashMap<String, String> =
+            [("channel".to_owned(), "transfers".to_owned())].into();
+        let sub = presubscription(&agent, &params).unwrap().unwrap();
+        assert_eq!(sub.filters.agent_id.as_deref(), Some("ana"));
+        assert!(sub.summary);
+        let none: HashMap<String, String> = HashMap::new();
+        assert!(presubscription(&agent, &none).unwrap().is_none());
+        let bad: HashMap<String, String> = [("channel".to_owned(), "gossip".to_owned())].into();
+        assert_eq!(
+            presubscription(&agent, &bad).unwrap_err().code,
+            "unknown_channel"
+        );
+    }
 }

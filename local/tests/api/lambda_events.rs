@@ -49,7 +49,7 @@ async fn every_sample_event_dispatches_through_its_function() {
     ];
     for folder in &folders {
         assert!(
-            known.contains(&folder.as_str()),
+            known.contains(&folder.as_str()) || folder == WEBSOCKET,
             "events/{folder} names no function"
         );
     }
@@ -85,4 +85,42 @@ async fn every_sample_event_dispatches_through_its_function() {
         }
     }
     assert!(count >= 6, "only {count} sample events");
+}
+
+/// The folder of the WebSocket function's events (API Gateway WebSocket events and
+/// DynamoDB Streams batches).
+const WEBSOCKET: &str = "websocket";
+
+#[tokio::test]
+async fn every_websocket_and_stream_sample_event_runs_through_the_websocket_function() {
+    let app = spawn_app().await;
+    let mut count = 0;
+    for path in event_files(WEBSOCKET) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let answer = realtime::fanout::dispatch(&app.realtime, event.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name.ends_with(".stream.json") {
+            let records = event["Records"].as_array().unwrap().len();
+            assert_eq!(answer["events"], records, "{name}: {answer}");
+        } else {
+            assert_eq!(
+                answer["statusCode"],
+                expected_status(&path),
+                "{name}: {answer}"
+            );
+            if name.contains("connect-to-transfers") {
+                let id = event["requestContext"]["connectionId"].as_str().unwrap();
+                let recorded = app.realtime.connections.connection(id).await.unwrap();
+                let recorded = recorded.expect("the connection is recorded");
+                assert_eq!(recorded.tenant_id, "events-demo");
+                // WEBSOCKET_CALLBACK_URL (the local stack) wins over domainName/stage.
+                assert_eq!(recorded.endpoint, app.base);
+            }
+        }
+        count += 1;
+    }
+    assert!(count >= 5, "only {count} WebSocket sample events");
 }
