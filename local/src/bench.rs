@@ -57,7 +57,11 @@ fn print_series(label: &str, s: &Series) {
 }
 
 /// Runs the benchmark and prints its figures.
-pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), String> {
+pub async fn run(
+    requests: usize,
+    lambda_dir: Option<PathBuf>,
+    realtime_only: bool,
+) -> Result<(), String> {
     println!(
         "Vocelio benchmark ({} requests per series, {} cores)",
         requests,
@@ -88,6 +92,14 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+
+    if realtime_only {
+        sse_bench(&base, &secret).await?;
+        for clients in [1, 100, 1000] {
+            websocket_bench(&base, &secret, clients).await?;
+        }
+        return Ok(());
+    }
 
     // Seed one department and one agent in a bench tenant.
     let tenant = "bench";
@@ -201,6 +213,9 @@ pub async fn run(requests: usize, lambda_dir: Option<PathBuf>) -> Result<(), Str
 
     transfers_bench(&base, &secret, &state, requests).await?;
     sse_bench(&base, &secret).await?;
+    for clients in [1, 100, 1000] {
+        websocket_bench(&base, &secret, clients).await?;
+    }
 
     let lambda_dir =
         lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
@@ -587,6 +602,150 @@ async fn sse_bench(base: &str, secret: &str) -> Result<(), String> {
     print_series("PATCH /api/calls/{id}, no listeners", &quiet);
     print_series(
         &format!("PATCH /api/calls/{{id}}, {CLIENTS} SSE listeners"),
+        &loaded,
+    );
+    Ok(())
+}
+
+/// WebSocket delivery: `clients` connections subscribed to one call's events; status
+/// changes written through the API reach them through the stream follower, the realtime
+/// fan-out and the local management API, as on AWS.
+async fn websocket_bench(base: &str, secret: &str, clients: usize) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const CHANGES: usize = 20;
+    let tenant = format!("bench-ws-{clients}");
+    let token = stack::mint_token(secret, &tenant, "sup", Role::Supervisor, 2)?;
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/calls"))
+        .bearer_auth(&token)
+        .json(&json!({"caller_number": "555-321-0001"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let call_id = created["call"]["call_id"]
+        .as_str()
+        .ok_or("no call")?
+        .to_owned();
+    let patch_url = format!("{base}/api/calls/{call_id}");
+    let change = |i: usize| {
+        let request = http
+            .patch(&patch_url)
+            .bearer_auth(&token)
+            .json(&json!({"status": if i.is_multiple_of(2) { "on_hold" } else { "active" }}));
+        async move {
+            let t = Instant::now();
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("PATCH answered {}", r.status()));
+            }
+            Ok::<_, String>(t.elapsed())
+        }
+    };
+    let mut quiet = Vec::new();
+    let wall = Instant::now();
+    for i in 0..CHANGES {
+        quiet.push(change(i).await?);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let quiet = summarize(quiet, wall.elapsed());
+
+    let origin = Instant::now();
+    let ws_url = format!("{}/ws?token={token}", base.replace("http://", "ws://"));
+    let (subscribed_tx, mut subscribed_rx) = tokio::sync::mpsc::channel::<()>(clients);
+    let mut listeners = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let url = ws_url.clone();
+        let call_id = call_id.clone();
+        let subscribed = subscribed_tx.clone();
+        listeners.spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let subscribe =
+                json!({"action": "subscribe", "channel": "calls", "filters": {"call_id": call_id}});
+            socket
+                .send(Message::Text(subscribe.to_string().into()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut received: Vec<Duration> = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while received.len() < CHANGES {
+                let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, socket.next()).await
+                else {
+                    break;
+                };
+                let Message::Text(text) = frame else { continue };
+                let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                match message["type"].as_str() {
+                    Some("subscribed") => {
+                        let _ = subscribed.send(()).await;
+                    }
+                    Some("call_status_update") => received.push(origin.elapsed()),
+                    _ => {}
+                }
+            }
+            let _ = socket.close(None).await;
+            Ok::<_, String>(received)
+        });
+    }
+    drop(subscribed_tx);
+    for _ in 0..clients {
+        if subscribed_rx.recv().await.is_none() {
+            return Err("a WebSocket client failed to subscribe".into());
+        }
+    }
+    let mut sent_at: Vec<Duration> = Vec::with_capacity(CHANGES);
+    let mut loaded = Vec::new();
+    let wall = Instant::now();
+    for i in 0..CHANGES {
+        sent_at.push(origin.elapsed());
+        loaded.push(change(i).await?);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut delays = Vec::new();
+    let mut missing = 0usize;
+    for result in listeners.join_all().await {
+        let received = result?;
+        for (i, at) in sent_at.iter().enumerate() {
+            match received.get(i) {
+                Some(got) => delays.push(got.saturating_sub(*at)),
+                None => missing += 1,
+            }
+        }
+    }
+    let delivered = delays.len();
+    if delivered == 0 {
+        return Err(format!(
+            "no WebSocket frame reached any of {clients} clients"
+        ));
+    }
+    let last = delays.iter().max().copied().unwrap_or_default();
+    let span = sent_at
+        .last()
+        .map(|l| l.saturating_sub(sent_at[0]) + last)
+        .unwrap_or_default();
+    let loaded = summarize(loaded, wall.elapsed());
+    let delivery = summarize(delays, span);
+    println!(
+        "\nWebSocket ({clients} subscribed client(s), {CHANGES} status changes of one call, stream followed every 25 ms):"
+    );
+    print_series("delivery, write to receipt", &delivery);
+    println!(
+        "  frames delivered: {delivered} of {} (missing {missing}), {:.0} frames/s",
+        clients * CHANGES,
+        delivery.per_second
+    );
+    print_series("PATCH /api/calls/{id}, no subscribers", &quiet);
+    print_series(
+        &format!("PATCH /api/calls/{{id}}, {clients} subscribers"),
         &loaded,
     );
     Ok(())

@@ -40,6 +40,9 @@ enum Cmd {
         /// Where `cargo lambda build --release` put the binaries (default target/lambda).
         #[arg(long)]
         lambda_dir: Option<std::path::PathBuf>,
+        /// Only the real-time series (SSE and WebSocket delivery).
+        #[arg(long)]
+        realtime_only: bool,
     },
     /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
     Token {
@@ -79,7 +82,8 @@ async fn main() -> ExitCode {
         Cmd::Bench {
             requests,
             lambda_dir,
-        } => vocelio_local::bench::run(requests, lambda_dir).await,
+            realtime_only,
+        } => vocelio_local::bench::run(requests, lambda_dir, realtime_only).await,
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),
