@@ -1,0 +1,106 @@
+//! The audio formats we serve, and what each provider calls them.
+
+use serde::{Deserialize, Serialize};
+
+/// An output format of `/synthesize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    /// MP3 for browsers (24 kHz mono, 48 kbit/s).
+    Mp3,
+    /// 16-bit PCM WAV at 16 kHz.
+    Wav,
+    /// 8 kHz μ-law WAV for telephony (Twilio `<Play>`).
+    MulawWav,
+    /// Headerless 8 kHz μ-law (Twilio media streams).
+    Mulaw,
+}
+
+impl AudioFormat {
+    /// Every format.
+    pub const ALL: [AudioFormat; 4] = [
+        AudioFormat::Mp3,
+        AudioFormat::Wav,
+        AudioFormat::MulawWav,
+        AudioFormat::Mulaw,
+    ];
+
+    /// The name clients use in `format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Wav => "wav",
+            AudioFormat::MulawWav => "mulaw_wav",
+            AudioFormat::Mulaw => "mulaw",
+        }
+    }
+
+    /// Parses a client's `format` (also `ulaw_8000`, `audio/mpeg`, ...).
+    pub fn parse(name: &str) -> Option<AudioFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "mp3" | "mpeg" | "audio/mpeg" => Some(AudioFormat::Mp3),
+            "wav" | "pcm" | "audio/wav" => Some(AudioFormat::Wav),
+            "mulaw_wav" | "ulaw_wav" | "telephony" => Some(AudioFormat::MulawWav),
+            "mulaw" | "ulaw" | "ulaw_8000" | "audio/basic" => Some(AudioFormat::Mulaw),
+            _ => None,
+        }
+    }
+
+    /// The `Content-Type` of the bytes.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "audio/mpeg",
+            AudioFormat::Wav | AudioFormat::MulawWav => "audio/wav",
+            AudioFormat::Mulaw => "audio/basic",
+        }
+    }
+
+    /// The file extension of a stored object.
+    pub fn extension(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Wav | AudioFormat::MulawWav => "wav",
+            AudioFormat::Mulaw => "ulaw",
+        }
+    }
+
+    /// Azure Speech's `X-Microsoft-OutputFormat` for this format.
+    pub fn azure_output_format(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "audio-24khz-48kbitrate-mono-mp3",
+            AudioFormat::Wav => "riff-24khz-16bit-mono-pcm",
+            AudioFormat::MulawWav => "riff-8khz-8bit-mono-mulaw",
+            AudioFormat::Mulaw => "raw-8khz-8bit-mono-mulaw",
+        }
+    }
+
+    /// ElevenLabs' `output_format` for this format (WAV containers are added by us around
+    /// the headerless PCM / μ-law it returns).
+    pub fn elevenlabs_output_format(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "mp3_44100_64",
+            AudioFormat::Wav => "pcm_16000",
+            AudioFormat::MulawWav | AudioFormat::Mulaw => "ulaw_8000",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_provider_names_are_from_their_contracts() {
+        for format in AudioFormat::ALL {
+            assert_eq!(AudioFormat::parse(format.as_str()), Some(format));
+        }
+        assert_eq!(AudioFormat::parse("ULAW_8000"), Some(AudioFormat::Mulaw));
+        assert_eq!(AudioFormat::parse("flac"), None);
+        // FACTS.md: Azure's documented formats; ElevenLabs' output_format enum.
+        assert_eq!(
+            AudioFormat::MulawWav.azure_output_format(),
+            "riff-8khz-8bit-mono-mulaw"
+        );
+        assert_eq!(AudioFormat::Mulaw.elevenlabs_output_format(), "ulaw_8000");
+    }
+}
