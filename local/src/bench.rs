@@ -483,6 +483,85 @@ async fn transfers_bench(
     Ok(())
 }
 
+/// One call of a bench tenant whose status the real-time series change.
+struct BenchCall {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    call_id: String,
+}
+
+impl BenchCall {
+    /// Registers a call through the API.
+    async fn start(
+        http: &reqwest::Client,
+        base: &str,
+        token: &str,
+        caller: &str,
+    ) -> Result<Self, String> {
+        let created: serde_json::Value = http
+            .post(format!("{base}/api/calls"))
+            .bearer_auth(token)
+            .json(&json!({ "caller_number": caller }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let call_id = created["call"]["call_id"]
+            .as_str()
+            .ok_or("no call")?
+            .to_owned();
+        Ok(Self {
+            http: http.clone(),
+            url: format!("{base}/api/calls/{call_id}"),
+            token: token.to_owned(),
+            call_id,
+        })
+    }
+
+    /// The `i`-th status change (`PATCH /api/calls/{id}`); returns its latency.
+    fn change(
+        &self,
+        i: usize,
+    ) -> impl std::future::Future<Output = Result<Duration, String>> + use<> {
+        let request = self
+            .http
+            .patch(&self.url)
+            .bearer_auth(&self.token)
+            .json(&json!({"status": if i.is_multiple_of(2) { "on_hold" } else { "active" }, "current_flow": format!("step-{i}")}));
+        async move {
+            let t = Instant::now();
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("PATCH answered {}", r.status()));
+            }
+            Ok(t.elapsed())
+        }
+    }
+}
+
+/// Each listener's receipt of the `i`-th change minus when it was sent; and how many
+/// receipts are missing.
+fn delivery_delays(
+    sent_at: &[Duration],
+    listeners: Vec<Result<Vec<Duration>, String>>,
+) -> Result<(Vec<Duration>, usize), String> {
+    let mut delays = Vec::new();
+    let mut missing = 0usize;
+    for received in listeners {
+        let received = received?;
+        for (i, at) in sent_at.iter().enumerate() {
+            match received.get(i) {
+                Some(got) => delays.push(got.saturating_sub(*at)),
+                None => missing += 1,
+            }
+        }
+    }
+    Ok((delays, missing))
+}
+
 /// Delivery through SSE: 100 clients follow one call's stream while its status changes;
 /// the latency from each write to each client's receipt, and the write's own latency with
 /// and without the listeners.
@@ -494,35 +573,9 @@ async fn sse_bench(base: &str, secret: &str) -> Result<(), String> {
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| e.to_string())?;
-    let created: serde_json::Value = http
-        .post(format!("{base}/api/calls"))
-        .bearer_auth(&token)
-        .json(&json!({"caller_number": "555-321-0000"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let call_id = created["call"]["call_id"]
-        .as_str()
-        .ok_or("no call")?
-        .to_owned();
-    let patch_url = format!("{base}/api/calls/{call_id}");
-    let change = |i: usize| {
-        let request = http
-            .patch(&patch_url)
-            .bearer_auth(&token)
-            .json(&json!({"status": if i.is_multiple_of(2) { "on_hold" } else { "active" }, "current_flow": format!("step-{i}")}));
-        async move {
-            let t = Instant::now();
-            let r = request.send().await.map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("PATCH answered {}", r.status()));
-            }
-            Ok::<_, String>(t.elapsed())
-        }
-    };
+    let call = BenchCall::start(&http, base, &token, "555-321-0000").await?;
+    let call_id = call.call_id.clone();
+    let change = |i: usize| call.change(i);
     // The write alone.
     let mut quiet = Vec::new();
     let wall = Instant::now();
@@ -577,17 +630,7 @@ async fn sse_bench(base: &str, secret: &str) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let loaded = summarize(loaded, wall.elapsed());
-    let mut delays = Vec::new();
-    let mut missing = 0usize;
-    for result in listeners.join_all().await {
-        let received = result?;
-        for (i, at) in sent_at.iter().enumerate() {
-            match received.get(i) {
-                Some(got) => delays.push(got.saturating_sub(*at)),
-                None => missing += 1,
-            }
-        }
-    }
+    let (delays, missing) = delivery_delays(&sent_at, listeners.join_all().await)?;
     let delivered = delays.len();
     let delivery = summarize(delays, wall.elapsed());
     println!(
@@ -618,35 +661,9 @@ async fn websocket_bench(base: &str, secret: &str, clients: usize) -> Result<(),
     let tenant = format!("bench-ws-{clients}");
     let token = stack::mint_token(secret, &tenant, "sup", Role::Supervisor, 2)?;
     let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("{base}/api/calls"))
-        .bearer_auth(&token)
-        .json(&json!({"caller_number": "555-321-0001"}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let call_id = created["call"]["call_id"]
-        .as_str()
-        .ok_or("no call")?
-        .to_owned();
-    let patch_url = format!("{base}/api/calls/{call_id}");
-    let change = |i: usize| {
-        let request = http
-            .patch(&patch_url)
-            .bearer_auth(&token)
-            .json(&json!({"status": if i.is_multiple_of(2) { "on_hold" } else { "active" }}));
-        async move {
-            let t = Instant::now();
-            let r = request.send().await.map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("PATCH answered {}", r.status()));
-            }
-            Ok::<_, String>(t.elapsed())
-        }
-    };
+    let call = BenchCall::start(&http, base, &token, "555-321-0001").await?;
+    let call_id = call.call_id.clone();
+    let change = |i: usize| call.change(i);
     let mut quiet = Vec::new();
     let wall = Instant::now();
     for i in 0..CHANGES {
@@ -710,17 +727,7 @@ async fn websocket_bench(base: &str, secret: &str, clients: usize) -> Result<(),
         loaded.push(change(i).await?);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mut delays = Vec::new();
-    let mut missing = 0usize;
-    for result in listeners.join_all().await {
-        let received = result?;
-        for (i, at) in sent_at.iter().enumerate() {
-            match received.get(i) {
-                Some(got) => delays.push(got.saturating_sub(*at)),
-                None => missing += 1,
-            }
-        }
-    }
+    let (delays, missing) = delivery_delays(&sent_at, listeners.join_all().await)?;
     let delivered = delays.len();
     if delivered == 0 {
         return Err(format!(

@@ -353,14 +353,7 @@ pub fn event_frame(event: &LogEvent, channel: Channel) -> Value {
 mod tests {
     use super::*;
 
-    fn event(kind: &str, data: Value) -> LogEvent {
-        LogEvent {
-            event_id: "evt_1".into(),
-            event_type: kind.into(),
-            at: "2026-11-25T10:00:00.000Z".into(),
-            data,
-        }
-    }
+    use crate::log::sample_event as event;
 
     #[test]
     fn every_event_type_has_a_channel() {

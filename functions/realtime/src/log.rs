@@ -58,6 +58,17 @@ pub async fn events_after(
         .collect()
 }
 
+/// An event as the log holds it, for tests.
+#[cfg(test)]
+pub(crate) fn sample_event(kind: &str, data: serde_json::Value) -> LogEvent {
+    LogEvent {
+        event_id: "evt_1".into(),
+        event_type: kind.into(),
+        at: "2026-11-25T10:00:00.000Z".into(),
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,14 +62,7 @@ pub fn call_update(event: &LogEvent) -> Option<Value> {
 mod tests {
     use super::*;
 
-    fn event(kind: &str, data: Value) -> LogEvent {
-        LogEvent {
-            event_id: "evt_1".into(),
-            event_type: kind.into(),
-            at: "2026-11-25T10:00:00.000Z".into(),
-            data,
-        }
-    }
+    use crate::log::sample_event as event;
 
     #[test]
     fn messages_are_the_flat_shapes_the_app_reads() {

@@ -168,7 +168,8 @@ impl Realtime {
             }
         };
         let frame = match parse_client_message(&body) {
-            Ok(ClientMessage::Ping) => json!({"type": "pong", "at": clock::rfc3339(clock::now())}),
+            // No read of the connection for a ping.
+            Ok(ClientMessage::Ping) => pong(),
             Ok(message) => match self.apply(&context.connection_id, message).await {
                 Ok(frame) => frame,
                 Err(refusal) => refusal.frame(),
@@ -219,7 +220,7 @@ impl Realtime {
                     .map_err(internal)?;
                 Ok(json!({"type": "unsubscribed", "channel": channel}))
             }
-            ClientMessage::Ping => Ok(json!({"type": "pong"})),
+            ClientMessage::Ping => Ok(pong()),
         }
     }
 
@@ -257,6 +258,10 @@ pub fn management_endpoint(configured: Option<&str>, context: &WebSocketContext)
         }
         _ => Some(format!("https://{domain}")),
     }
+}
+
+fn pong() -> Value {
+    json!({"type": "pong", "at": clock::rfc3339(clock::now())})
 }
 
 fn decode_body(event: &WebSocketEvent) -> Result<String, Refusal> {
