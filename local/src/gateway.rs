@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -141,7 +142,7 @@ fn request_context(
 
 async fn upgrade(
     State(gateway): State<LocalGateway>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -151,7 +152,7 @@ async fn upgrade(
 /// `/ws/transfers`: the guide's URL; on AWS the stage URL with `?channel=transfers`.
 async fn upgrade_transfers(
     State(gateway): State<LocalGateway>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Query(mut params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -163,10 +164,20 @@ async fn upgrade_transfers(
 
 async fn connect(
     gateway: LocalGateway,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     params: HashMap<String, String>,
     headers: HeaderMap,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let body = json!({
+                "error": format!("this is the WebSocket endpoint: open it with a WebSocket client ({rejection})"),
+                "code": "websocket_upgrade_required",
+            });
+            return (StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response();
+        }
+    };
     let connection_id = new_connection_id();
     let connected_at = OffsetDateTime::now_utc();
     let domain_name = headers

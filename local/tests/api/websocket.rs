@@ -156,6 +156,9 @@ async fn a_connection_needs_a_valid_token() {
     let mut client = Client::signed_in(&app, &app.tenant, Role::Supervisor, "sup-1").await;
     client.send(json!({"action": "ping"})).await;
     assert_eq!(client.next(WAIT).await.unwrap()["type"], "pong");
+    // A plain HTTP request to the WebSocket endpoint gets a JSON answer, not a handshake.
+    let plain = app.anonymous().get("/ws").await.expect(426);
+    assert_eq!(plain.code(), "websocket_upgrade_required");
 }
 
 #[tokio::test]
