@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audio::Encoding;
+
 /// An output format of `/synthesize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AudioFormat {
     /// MP3 for browsers (24 kHz mono, 48 kbit/s).
     Mp3,
-    /// 16-bit PCM WAV at 16 kHz.
+    /// 16-bit PCM WAV at 24 kHz.
     Wav,
     /// 8 kHz μ-law WAV for telephony (Twilio `<Play>`).
     MulawWav,
@@ -64,6 +66,22 @@ impl AudioFormat {
         }
     }
 
+    /// The encoding we deliver (what the local engine renders, what providers' bytes become).
+    pub fn encoding(self) -> Encoding {
+        match self {
+            AudioFormat::Mp3 => Encoding::Mp3 {
+                sample_rate: 24_000,
+                kbps: 48,
+            },
+            AudioFormat::Wav => Encoding::Pcm16 {
+                sample_rate: 24_000,
+                riff: true,
+            },
+            AudioFormat::MulawWav => Encoding::Mulaw { riff: true },
+            AudioFormat::Mulaw => Encoding::Mulaw { riff: false },
+        }
+    }
+
     /// Azure Speech's `X-Microsoft-OutputFormat` for this format.
     pub fn azure_output_format(self) -> &'static str {
         match self {
@@ -79,7 +97,7 @@ impl AudioFormat {
     pub fn elevenlabs_output_format(self) -> &'static str {
         match self {
             AudioFormat::Mp3 => "mp3_44100_64",
-            AudioFormat::Wav => "pcm_16000",
+            AudioFormat::Wav => "pcm_24000",
             AudioFormat::MulawWav | AudioFormat::Mulaw => "ulaw_8000",
         }
     }
