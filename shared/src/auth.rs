@@ -173,37 +173,39 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("an Authorization: Bearer token is required".into())
-            })?
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
-        let token = match header.split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-            {
-                token.trim()
-            }
-            _ => {
-                return Err(ApiError::Unauthorized(
-                    "an Authorization: Bearer token is required".into(),
-                ));
-            }
-        };
-        let user = state.jwt.verify(token)?;
-        if let Some(sent) = parts.headers.get(TENANT_HEADER)
-            && sent.as_bytes() != user.tenant.as_str().as_bytes()
+        authenticate(&parts.headers, state)
+    }
+}
+
+/// The caller named by `headers` (`Authorization: Bearer`, optional matching `X-Tenant-ID`).
+pub fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer token is required".into()))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
+    let token = match header.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            return Err(ApiError::Forbidden(
-                "the X-Tenant-ID header does not match the token's tenant".into(),
+            token.trim()
+        }
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "an Authorization: Bearer token is required".into(),
             ));
         }
-        tracing::Span::current().record("tenant", user.tenant.as_str());
-        Ok(user)
+    };
+    let user = state.jwt.verify(token)?;
+    if let Some(sent) = headers.get(TENANT_HEADER)
+        && sent.as_bytes() != user.tenant.as_str().as_bytes()
+    {
+        return Err(ApiError::Forbidden(
+            "the X-Tenant-ID header does not match the token's tenant".into(),
+        ));
     }
+    tracing::Span::current().record("tenant", user.tenant.as_str());
+    Ok(user)
 }
 
 #[cfg(test)]

@@ -68,6 +68,15 @@ pub enum ApiError {
     /// 429: too many requests; retry after the given seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// A third-party provider (speech, telephony) failed: 502 for its own faults or our
+    /// credentials, 503 when it is down or not configured, 429 when it rate limits us.
+    #[error("{message}")]
+    Upstream {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        retry_after_seconds: Option<u64>,
+    },
     /// 503: a dependency (the table) does not answer; safe to retry.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -141,6 +150,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Upstream { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,7 +160,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -203,10 +213,18 @@ impl IntoResponse for ApiError {
             );
         }
         let mut response = (status, Json(self.body())).into_response();
-        if let Self::TooManyRequests {
-            retry_after_seconds,
-        } = self
-            && let Ok(value) = retry_after_seconds.to_string().parse()
+        let retry_after = match self {
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => Some(retry_after_seconds),
+            Self::Upstream {
+                retry_after_seconds,
+                ..
+            } => retry_after_seconds,
+            _ => None,
+        };
+        if let Some(seconds) = retry_after
+            && let Ok(value) = seconds.to_string().parse()
         {
             response
                 .headers_mut()

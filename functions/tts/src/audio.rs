@@ -50,11 +50,15 @@ impl Encoding {
                 sample_rate: rate(r)?,
                 riff: *container == "riff",
             }),
-            [container @ ("riff" | "raw"), "8khz", "8bit", "mono", "mulaw"] => {
-                Some(Encoding::Mulaw {
-                    riff: *container == "riff",
-                })
-            }
+            [
+                container @ ("riff" | "raw"),
+                "8khz",
+                "8bit",
+                "mono",
+                "mulaw",
+            ] => Some(Encoding::Mulaw {
+                riff: *container == "riff",
+            }),
             _ => None,
         }
         .filter(Encoding::is_producible)
@@ -92,9 +96,7 @@ impl Encoding {
     /// The sample rate of the encoded audio.
     pub fn sample_rate(self) -> u32 {
         match self {
-            Encoding::Mp3 { sample_rate, .. } | Encoding::Pcm16 { sample_rate, .. } => {
-                sample_rate
-            }
+            Encoding::Mp3 { sample_rate, .. } | Encoding::Pcm16 { sample_rate, .. } => sample_rate,
             Encoding::Mulaw { .. } => 8000,
         }
     }
@@ -228,7 +230,11 @@ fn mp3_frame(header: [u8; 4]) -> Option<(usize, u32, u32)> {
     ];
     const V2: [u32; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
     let (kbps, base_rate, samples) = match version {
-        3 => (V1[bitrate_index], [44_100, 48_000, 32_000][rate_index], 1152),
+        3 => (
+            V1[bitrate_index],
+            [44_100, 48_000, 32_000][rate_index],
+            1152,
+        ),
         2 => (V2[bitrate_index], [22_050, 24_000, 16_000][rate_index], 576),
         _ => (V2[bitrate_index], [11_025, 12_000, 8000][rate_index], 576),
     };
@@ -296,12 +302,8 @@ pub fn wav_data_len(bytes: &[u8]) -> Option<usize> {
     }
     let mut at = 12;
     while at + 8 <= bytes.len() {
-        let size = u32::from_le_bytes([
-            bytes[at + 4],
-            bytes[at + 5],
-            bytes[at + 6],
-            bytes[at + 7],
-        ]) as usize;
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
         if &bytes[at..at + 4] == b"data" {
             return Some(size.min(bytes.len() - at - 8));
         }

@@ -195,6 +195,11 @@ pub fn resample(pcm: &Pcm, rate: u32) -> Pcm {
     }
 }
 
+/// The header of an 8 kHz μ-law WAV file holding `samples` bytes of audio.
+pub fn mulaw_header(samples: usize) -> Vec<u8> {
+    header(7, 8000, 8, samples)
+}
+
 /// An 8 kHz μ-law WAV file (format tag 7) of `pcm`, for telephony.
 pub fn write_mulaw_8k(pcm: &Pcm) -> Vec<u8> {
     let narrow = resample(pcm, 8000);
