@@ -8,20 +8,22 @@ use crate::gateway::LocalGateway;
 use vocelio_shared::http::{finish, health_routes_for};
 
 /// The functions served by the local stack: `(name, version)`.
-pub const SERVICES: [(&str, &str); 4] = [
+pub const SERVICES: [(&str, &str); 5] = [
     (departments::SERVICE, env!("CARGO_PKG_VERSION")),
     (agents::SERVICE, env!("CARGO_PKG_VERSION")),
     (transfers::SERVICE, env!("CARGO_PKG_VERSION")),
     (realtime::SERVICE, env!("CARGO_PKG_VERSION")),
+    (tts::SERVICE, env!("CARGO_PKG_VERSION")),
 ];
 
 /// All routes on one router: what API Gateway fronts on AWS (the HTTP API, the SSE
 /// function URL, and the WebSocket API with its management endpoint).
-pub fn app(state: AppState, gateway: &LocalGateway) -> Router {
+pub fn app(state: AppState, gateway: &LocalGateway, tts: tts::Tts) -> Router {
     let routes = departments::routes()
         .merge(agents::routes())
         .merge(transfers::routes())
         .merge(realtime::routes())
+        .merge(tts::routes(tts))
         .merge(health_routes_for("/health", &SERVICES));
     finish(routes, state).merge(gateway.routes())
 }

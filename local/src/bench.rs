@@ -88,7 +88,11 @@ pub async fn run(
     let realtime = stack::local_realtime(state.clone(), &aws)?;
     let gateway = crate::gateway::LocalGateway::new(realtime.clone());
     let _follower = crate::app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
-    let app = crate::app::app(state.clone(), &gateway);
+    let (fakes, _fake_tasks) = stack::start_speech_fakes().await?;
+    let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })?;
+    let app = crate::app::app(state.clone(), &gateway, tts.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod fakes;
 pub mod gateway;
 pub mod stack;
 pub mod standins;

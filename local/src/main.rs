@@ -124,6 +124,10 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
     let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone());
+    let (fakes, fake_tasks) = stack::start_speech_fakes().await?;
+    let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })?;
     let token = stack::mint_token(&secret, "demo", "admin-1", Role::Admin, 12)?;
     let ws = base.replace("http://", "ws://");
     println!(
@@ -131,6 +135,9 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  API (every route):   {base}\
          \n  WebSocket:           {ws}/ws?token=... and {ws}/ws/transfers?token=...\
          \n  SSE:                 {base}/api/calls/active/events?token=...\
+         \n  TTS:                 {base}/tiers, /voices/{{provider}}, /synthesize, /stream/synthesize\
+         \n  Azure Speech fake:   {} (key {})\
+         \n  ElevenLabs fake:     {} (key {})\
          \n  DynamoDB Local:      {} (tables: {})\
          \n  S3 (moto):           {} (bucket: {})\
          \n\nDev token (tenant demo, user admin-1, role admin, 12 h):\n\n  {token}\n\
@@ -138,9 +145,15 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  curl -s -X POST {base}/api/departments -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
          \n       -d '{{\"name\": \"Sales\", \"phone_number\": \"+1555-SALES-01\"}}'\
          \n  curl -s {base}/api/departments -H \"Authorization: Bearer $TOKEN\"\
+         \n  curl -s -X POST {base}/synthesize -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"text\": \"Hello world\", \"voice_id\": \"en-US-AriaNeural\", \"provider\": \"azure\"}}' -D - -o hello.mp3\
          \n\nOther tokens: cargo run -p vocelio-local -- token --tenant demo --user ana --role agent\
          \nCtrl-C stops everything this command started.\n",
         started.elapsed().as_secs_f64(),
+        fakes.azure_url,
+        vocelio_local::fakes::AZURE_FAKE_KEY,
+        fakes.elevenlabs_url,
+        vocelio_local::fakes::ELEVENLABS_FAKE_KEY,
         standins.dynamodb.url,
         tables
             .iter()
@@ -152,12 +165,13 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     );
     let sweeper = app::spawn_sweeper(state.clone(), std::time::Duration::from_secs(1));
     let follower = app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
-    axum::serve(listener, app::app(state, &gateway))
+    axum::serve(listener, app::app(state, &gateway, tts))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     sweeper.abort();
     follower.abort();
+    fake_tasks.iter().for_each(|task| task.abort());
     eprintln!("[local] stopping stand-ins");
     drop(standins);
     Ok(())

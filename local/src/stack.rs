@@ -123,6 +123,57 @@ pub fn local_realtime(state: AppState, aws: &LocalAws) -> Result<realtime::Realt
     realtime::Realtime::new(state, &aws.sdk).map_err(|e| e.to_string())
 }
 
+/// Where the local stack's speech providers are: the contract fakes' base URLs.
+#[derive(Debug, Clone)]
+pub struct SpeechFakes {
+    pub azure_url: String,
+    pub elevenlabs_url: String,
+}
+
+/// The TTS function over the stand-ins: the process environment first (real keys reach the
+/// real services), then local defaults — the media bucket and the contract fakes with the
+/// keys they accept.
+pub fn local_tts(
+    aws: &LocalAws,
+    fakes: &SpeechFakes,
+    source: &dyn Fn(&str) -> Option<String>,
+) -> Result<tts::Tts, String> {
+    let fakes = fakes.clone();
+    let real_azure = source("AZURE_SPEECH_KEY").is_some();
+    let real_elevenlabs = source("ELEVENLABS_API_KEY").is_some();
+    let config = tts::config::TtsConfig::from_source(&move |name: &str| {
+        source(name).or_else(|| match name {
+            "AUDIO_BUCKET" => Some(LOCAL_BUCKET.to_owned()),
+            "AZURE_SPEECH_KEY" => Some(crate::fakes::AZURE_FAKE_KEY.to_owned()),
+            "AZURE_SPEECH_ENDPOINT" if !real_azure => Some(fakes.azure_url.clone()),
+            "ELEVENLABS_API_KEY" => Some(crate::fakes::ELEVENLABS_FAKE_KEY.to_owned()),
+            "ELEVENLABS_BASE_URL" if !real_elevenlabs => Some(fakes.elevenlabs_url.clone()),
+            _ => None,
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    tts::Tts::new(config, aws.s3.clone())
+}
+
+/// Starts the Azure Speech and ElevenLabs contract fakes (espeak-ng behind them).
+pub async fn start_speech_fakes() -> Result<(SpeechFakes, Vec<tokio::task::JoinHandle<()>>), String>
+{
+    let engine = tts::local_engine::LocalEngine::default();
+    let (azure, azure_task) = crate::fakes::start_azure(engine.clone())
+        .await
+        .map_err(|e| format!("Azure fake: {e}"))?;
+    let (eleven, eleven_task) = crate::fakes::start_elevenlabs(engine)
+        .await
+        .map_err(|e| format!("ElevenLabs fake: {e}"))?;
+    Ok((
+        SpeechFakes {
+            azure_url: azure.base_url,
+            elevenlabs_url: eleven.base_url,
+        },
+        vec![azure_task, eleven_task],
+    ))
+}
+
 /// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.
 pub fn mint_token(
     secret: &str,

@@ -110,7 +110,18 @@ pub struct TestApp {
     pub realtime: realtime::Realtime,
     /// The emulated WebSocket API of this app.
     pub gateway: LocalGateway,
+    /// The TTS service of this app.
+    pub tts: tts::Tts,
+    /// The Azure Speech fake behind this app (call counts, failure injection).
+    pub azure: vocelio_local::fakes::FakeControl,
+    /// The ElevenLabs fake behind this app.
+    pub elevenlabs: vocelio_local::fakes::FakeControl,
     http: reqwest::Client,
+}
+
+/// An admin token of `app`'s tenant (for query-string tokens and raw requests).
+pub fn token_for(app: &TestApp) -> String {
+    stack::mint_token(DEV_JWT_SECRET, &app.tenant, "admin-1", Role::Admin, 1).expect("token")
 }
 
 /// A fresh tenant id.
@@ -135,17 +146,29 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let config = stack::local_config_with(&base, &move |name: &str| {
+    let lookup = move |name: &str| {
         settings
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
-    })
-    .expect("test config");
+    };
+    let config = stack::local_config_with(&base, &lookup).expect("test config");
+    let engine = tts::local_engine::LocalEngine::default();
+    let (azure, _) = vocelio_local::fakes::start_azure(engine.clone())
+        .await
+        .expect("Azure fake");
+    let (elevenlabs, _) = vocelio_local::fakes::start_elevenlabs(engine)
+        .await
+        .expect("ElevenLabs fake");
+    let fakes = stack::SpeechFakes {
+        azure_url: azure.base_url.clone(),
+        elevenlabs_url: elevenlabs.base_url.clone(),
+    };
+    let tts = stack::local_tts(&aws, &fakes, &lookup).expect("tts");
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws).expect("realtime");
     let gateway = LocalGateway::new(realtime.clone());
-    let app = vocelio_local::app::app(state.clone(), &gateway);
+    let app = vocelio_local::app::app(state.clone(), &gateway, tts.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -156,6 +179,9 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         state,
         realtime,
         gateway,
+        tts,
+        azure: azure.control,
+        elevenlabs: elevenlabs.control,
         http: reqwest::Client::new(),
     }
 }
@@ -260,8 +286,8 @@ impl Session<'_> {
         self
     }
 
-    /// Sends a request with an optional JSON body.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+    /// Sends a request with an optional JSON body; the response unread (audio, streams).
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
         let mut request = self
             .app
             .http
@@ -275,7 +301,12 @@ impl Session<'_> {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request");
+        request.send().await.expect("request")
+    }
+
+    /// Sends a request with an optional JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let response = self.raw(method, path, body).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");

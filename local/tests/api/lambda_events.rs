@@ -46,6 +46,7 @@ async fn every_sample_event_dispatches_through_its_function() {
         agents::SERVICE,
         transfers::SERVICE,
         realtime::SERVICE,
+        tts::SERVICE,
     ];
     for folder in &folders {
         assert!(
@@ -64,6 +65,7 @@ async fn every_sample_event_dispatches_through_its_function() {
                 "departments" => departments::router(app.state.clone()),
                 "agents" => agents::router(app.state.clone()),
                 "transfers" => transfers::router(app.state.clone()),
+                "tts" => tts::router(app.state.clone(), app.tts.clone()),
                 _ => realtime::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();

@@ -7,6 +7,8 @@ mod departments;
 mod helpers;
 mod lambda_events;
 mod platform;
+mod provider_fakes;
 mod realtime;
 mod transfers;
+mod tts;
 mod websocket;
