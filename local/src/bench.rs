@@ -86,12 +86,15 @@ pub async fn run(
     let secret = config.jwt_secret.expose().to_owned();
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
-    let gateway = crate::gateway::LocalGateway::new(realtime.clone());
-    let _follower = crate::app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
+    let _follower =
+        crate::app::spawn_stream_follower(realtime.clone(), &standins.dynamodb.url, &core);
     let (fakes, _fake_tasks) = stack::start_speech_fakes().await?;
     let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     })?;
+    let gateway = crate::gateway::LocalGateway::new(realtime.clone()).with_tts(
+        tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
+    );
     let app = crate::app::app(state.clone(), &gateway, tts.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

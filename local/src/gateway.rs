@@ -42,6 +42,7 @@ struct Peer {
 #[derive(Clone)]
 pub struct LocalGateway {
     realtime: Realtime,
+    tts: Option<tts::ws::TtsSocket>,
     peers: Arc<Mutex<HashMap<String, Peer>>>,
 }
 
@@ -56,8 +57,15 @@ impl LocalGateway {
     pub fn new(realtime: Realtime) -> Self {
         Self {
             realtime,
+            tts: None,
             peers: Arc::default(),
         }
+    }
+
+    /// Also serves `/ws/tts` through the TTS WebSocket function.
+    pub fn with_tts(mut self, socket: tts::ws::TtsSocket) -> Self {
+        self.tts = Some(socket);
+        self
     }
 
     fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Peer>> {
@@ -77,6 +85,7 @@ impl LocalGateway {
         Router::new()
             .route("/ws", get(upgrade))
             .route("/ws/transfers", get(upgrade_transfers))
+            .route("/ws/tts", get(upgrade_tts))
             .route(
                 "/@connections/{connection_id}",
                 get(describe_connection)
@@ -86,7 +95,13 @@ impl LocalGateway {
             .with_state(self.clone())
     }
 
-    async fn invoke(&self, event: Value) -> Value {
+    async fn invoke(&self, target: Target, event: Value) -> Value {
+        if target == Target::Tts {
+            return match &self.tts {
+                Some(socket) => socket.handle(event).await,
+                None => json!({"statusCode": 404}),
+            };
+        }
         match realtime::fanout::dispatch(&self.realtime, event).await {
             Ok(response) => response,
             Err(err) => {
@@ -95,6 +110,15 @@ impl LocalGateway {
             }
         }
     }
+}
+
+/// Which WebSocket API a connection belongs to (on AWS: two APIs, two functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// `/ws`, `/ws/transfers`: the realtime function.
+    Realtime,
+    /// `/ws/tts`: the TTS WebSocket function.
+    Tts,
 }
 
 /// An API Gateway connection id: 11 random bytes in base64, like `L0SM9cOFvHcCIhw=`.
@@ -146,7 +170,17 @@ async fn upgrade(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    connect(gateway, ws, params, headers).await
+    connect(gateway, Target::Realtime, ws, params, headers).await
+}
+
+/// `/ws/tts`: text in, audio out (the TTS WebSocket API on AWS).
+async fn upgrade_tts(
+    State(gateway): State<LocalGateway>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    connect(gateway, Target::Tts, ws, params, headers).await
 }
 
 /// `/ws/transfers`: the guide's URL; on AWS the stage URL with `?channel=transfers`.
@@ -159,11 +193,12 @@ async fn upgrade_transfers(
     params
         .entry("channel".into())
         .or_insert_with(|| "transfers".into());
-    connect(gateway, ws, params, headers).await
+    connect(gateway, Target::Realtime, ws, params, headers).await
 }
 
 async fn connect(
     gateway: LocalGateway,
+    target: Target,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     params: HashMap<String, String>,
     headers: HeaderMap,
@@ -211,7 +246,7 @@ async fn connect(
         "requestContext": request_context("$connect", "CONNECT", &connection_id, &domain_name, connected_at, "127.0.0.1", user_agent.as_deref()),
         "isBase64Encoded": false,
     });
-    let answer = gateway.invoke(event).await;
+    let answer = gateway.invoke(target, event).await;
     let status = answer["statusCode"].as_u64().unwrap_or(500);
     if !(200..300).contains(&status) {
         gateway.peers().remove(&connection_id);
@@ -225,25 +260,41 @@ async fn connect(
     ws.on_upgrade(move |socket| {
         serve_socket(
             gateway,
+            SocketInfo {
+                target,
+                connection_id,
+                domain_name,
+                connected_at,
+                user_agent,
+            },
             socket,
-            connection_id,
-            domain_name,
-            connected_at,
-            user_agent,
             queued,
         )
     })
 }
 
-async fn serve_socket(
-    gateway: LocalGateway,
-    socket: WebSocket,
+/// Who a socket is: its API, id and handshake facts.
+struct SocketInfo {
+    target: Target,
     connection_id: String,
     domain_name: String,
     connected_at: OffsetDateTime,
     user_agent: Option<String>,
+}
+
+async fn serve_socket(
+    gateway: LocalGateway,
+    info: SocketInfo,
+    socket: WebSocket,
     mut queued: mpsc::UnboundedReceiver<Message>,
 ) {
+    let SocketInfo {
+        target,
+        connection_id,
+        domain_name,
+        connected_at,
+        user_agent,
+    } = info;
     let (mut sink, mut incoming) = socket.split();
     let mut writer = tokio::spawn(async move {
         while let Some(frame) = queued.recv().await {
@@ -281,7 +332,7 @@ async fn serve_socket(
             "body": body,
             "isBase64Encoded": is_base64,
         });
-        gateway.invoke(event).await;
+        gateway.invoke(target, event).await;
     }
     gateway.peers().remove(&connection_id);
     let mut context = request_context_object(
@@ -302,7 +353,7 @@ async fn serve_socket(
         "requestContext": context,
         "isBase64Encoded": false,
     });
-    gateway.invoke(event).await;
+    gateway.invoke(target, event).await;
     writer.abort();
 }
 

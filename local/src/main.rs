@@ -123,11 +123,13 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let core = config.table_name.clone();
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
-    let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone());
     let (fakes, fake_tasks) = stack::start_speech_fakes().await?;
     let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     })?;
+    let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone()).with_tts(
+        tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
+    );
     let token = stack::mint_token(&secret, "demo", "admin-1", Role::Admin, 12)?;
     let ws = base.replace("http://", "ws://");
     println!(

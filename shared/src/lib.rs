@@ -19,6 +19,7 @@ pub mod phone;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
+pub mod wsapi;
 
 pub use auth::{AuthUser, Role};
 pub use error::{ApiError, ApiResult, FieldError};

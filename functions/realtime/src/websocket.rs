@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use vocelio_shared::{ApiError, AuthUser, Role, clock};
 
@@ -16,34 +15,7 @@ use crate::channels::{
 };
 use crate::connections::{CONNECTION_TTL_SECONDS, Connection, Subscription};
 use crate::delivery::Delivery;
-
-/// An API Gateway WebSocket proxy event (the fields this function reads).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebSocketEvent {
-    pub request_context: WebSocketContext,
-    #[serde(default)]
-    pub query_string_parameters: Option<HashMap<String, String>>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub is_base64_encoded: bool,
-}
-
-/// The event's `requestContext`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebSocketContext {
-    /// `$connect`, `$disconnect`, `$default` (or a custom route key).
-    pub route_key: String,
-    pub connection_id: String,
-    /// `abc123.execute-api.us-east-1.amazonaws.com` (or a custom domain).
-    #[serde(default)]
-    pub domain_name: Option<String>,
-    /// The stage, e.g. `live`.
-    #[serde(default)]
-    pub stage: Option<String>,
-}
+pub use vocelio_shared::wsapi::{WebSocketContext, WebSocketEvent, management_endpoint};
 
 /// What the function answers API Gateway: only `$connect`'s status reaches the client (a
 /// non-2xx refuses the handshake with that status).
@@ -242,21 +214,6 @@ impl Realtime {
             Delivery::Delivered => {}
         }
         delivery
-    }
-}
-
-/// `WEBSOCKET_CALLBACK_URL` when set (custom domains, the local stack), else
-/// `https://{domainName}/{stage}` from the event, as API Gateway's own URL is.
-pub fn management_endpoint(configured: Option<&str>, context: &WebSocketContext) -> Option<String> {
-    if let Some(url) = configured {
-        return Some(url.to_owned());
-    }
-    let domain = context.domain_name.as_deref()?;
-    match context.stage.as_deref() {
-        Some(stage) if !stage.is_empty() && stage != "$default" => {
-            Some(format!("https://{domain}/{stage}"))
-        }
-        _ => Some(format!("https://{domain}")),
     }
 }
 

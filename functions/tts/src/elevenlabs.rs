@@ -68,7 +68,10 @@ impl ElevenLabs {
                 "speed": request.prosody.speed.clamp(*SPEED_RANGE.start(), *SPEED_RANGE.end()),
             });
         }
-        if let Some(language) = &request.language
+        // The spec: only the v2.5 turbo and flash models take `language_code`; the others
+        // detect the language from the text and refuse the field.
+        if supports_language_code(&self.model_id)
+            && let Some(language) = &request.language
             && let Some(code) = language.split('-').next()
             && code.len() == 2
         {
@@ -106,6 +109,11 @@ impl ElevenLabs {
         }
         Err(elevenlabs_error(response, &request.voice_id).await)
     }
+}
+
+/// Whether `model_id` accepts `language_code` (per the saved OpenAPI spec).
+pub fn supports_language_code(model_id: &str) -> bool {
+    matches!(model_id, "eleven_turbo_v2_5" | "eleven_flash_v2_5")
 }
 
 /// Reads `{"detail": ...}` leniently: an array (422), an object with `status` and

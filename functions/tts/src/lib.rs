@@ -23,6 +23,7 @@ pub mod ssml;
 pub mod store;
 pub mod usage;
 pub mod wav;
+pub mod ws;
 
 pub use handlers::PREVIEW_TEXT;
 pub use service::Tts;

@@ -167,7 +167,11 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let tts = stack::local_tts(&aws, &fakes, &lookup).expect("tts");
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws).expect("realtime");
-    let gateway = LocalGateway::new(realtime.clone());
+    let gateway = LocalGateway::new(realtime.clone()).with_tts(tts::ws::TtsSocket::new(
+        state.clone(),
+        tts.clone(),
+        &aws.sdk,
+    ));
     let app = vocelio_local::app::app(state.clone(), &gateway, tts.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -220,6 +220,20 @@ async fn every_provider_renders_every_format_as_real_audio() {
     }
     assert_eq!(app.azure.synthesis_calls(), 4);
     assert_eq!(app.elevenlabs.synthesis_calls(), 4);
+
+    // A language tag goes to ElevenLabs only with a model that takes one (the default model,
+    // multilingual v2, refuses `language_code`).
+    let spanish = synthesize(
+        &app,
+        json!({"text": fresh("Hola, gracias por llamar."), "voice_id": "21m00Tcm4TlvDq8ikWAM", "provider": "elevenlabs", "language": "es-ES"}),
+    )
+    .await;
+    assert_eq!(
+        spanish.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&spanish.bytes)
+    );
 }
 
 #[tokio::test]
@@ -563,4 +577,120 @@ async fn a_voice_preview_is_synthesized_once_then_served_from_s3() {
         "{}",
         unknown.status()
     );
+}
+
+/// Reads frames until `{"type": "final"}` (or an error); returns the decoded audio and
+/// the final frame.
+async fn until_final(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> (Vec<u8>, usize, Value) {
+    use base64::Engine as _;
+    use futures_util::StreamExt;
+    let mut audio = Vec::new();
+    let mut frames = 0;
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        let tokio_tungstenite::tungstenite::Message::Text(text) = frame else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+        match frame["type"].as_str() {
+            Some("audio") => {
+                assert_eq!(frame["seq"], frames);
+                let piece = base64::engine::general_purpose::STANDARD
+                    .decode(frame["audio"].as_str().expect("audio"))
+                    .expect("base64");
+                assert!(piece.len() <= 24 * 1024);
+                audio.extend(piece);
+                frames += 1;
+            }
+            Some("buffered") => continue,
+            _ => return (audio, frames, frame),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_tts_websocket_speaks_sentences_as_they_complete_and_keeps_going_after_errors() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app().await;
+    let refused = tokio_tungstenite::connect_async(format!("{}/ws/tts", app.ws_base)).await;
+    assert!(
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401)
+    );
+    let token = crate::helpers::token_for(&app);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws/tts?token={token}", app.ws_base))
+            .await
+            .expect("connect");
+    let call = format!("call-{}", uuid::Uuid::now_v7().simple());
+    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    let send = |text: Value| Message::Text(text.to_string().into());
+
+    // The first sentence is spoken at once; the unfinished one waits.
+    socket
+        .send(send(json!({"text": format!("Hello there {tag}. How are"), "voice_id": "en-US-AriaNeural", "provider": "azure", "call_id": call})))
+        .await
+        .expect("send");
+    let (audio, frames, last) = until_final(&mut socket).await;
+    assert_eq!(last["type"], "final", "{last}");
+    assert_eq!(last["provider"], "azure");
+    assert_eq!(last["chunks"], frames);
+    assert!(frames >= 1);
+    assert!(mp3_info(&audio).is_some());
+
+    // Settings persist; the rest of the sentence completes the buffered words.
+    socket
+        .send(send(json!({"text": " you today?"})))
+        .await
+        .expect("send");
+    let (audio, _, last) = until_final(&mut socket).await;
+    assert_eq!(last["type"], "final", "{last}");
+    assert_eq!(last["characters"], "How are you today?".len());
+    assert!(mp3_info(&audio).expect("mp3").duration_seconds > 0.5);
+
+    // A bad frame gets an error frame, and the socket stays usable.
+    socket
+        .send(Message::Text("{not json".into()))
+        .await
+        .expect("send");
+    let (_, _, error) = until_final(&mut socket).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "invalid_json");
+    socket
+        .send(send(json!({"text": "x", "speed": 9})))
+        .await
+        .expect("send");
+    socket.send(send(json!({"text": ""}))).await.expect("send");
+    let (_, _, error) = until_final(&mut socket).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "validation_failed");
+
+    // `{"text": ""}` flushes what is buffered, telephony format on request.
+    socket
+        .send(send(
+            json!({"text": format!("Goodbye {tag}"), "speed": 1.0, "format": "mulaw"}),
+        ))
+        .await
+        .expect("send");
+    socket.send(send(json!({"text": ""}))).await.expect("send");
+    let (audio, _, last) = until_final(&mut socket).await;
+    assert_eq!(last["type"], "final", "{last}");
+    assert_eq!(last["format"], "mulaw");
+    assert!(audio.len() > 4000, "{} bytes of μ-law", audio.len());
+
+    let usage = app
+        .admin()
+        .get(&format!("/usage/calls/{call}"))
+        .await
+        .expect(200);
+    assert_eq!(usage.body["usage"]["requests"], 3);
+    socket.close(None).await.expect("close");
 }
