@@ -21,15 +21,15 @@ use crate::stack::{self, LocalAws};
 use crate::standins::{self, StandIns};
 
 /// Latency summary of one measured series.
-struct Series {
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Series {
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
     max: Duration,
-    per_second: f64,
+    pub(crate) per_second: f64,
     count: usize,
 }
 
-fn summarize(mut samples: Vec<Duration>, wall: Duration) -> Series {
+pub(crate) fn summarize(mut samples: Vec<Duration>, wall: Duration) -> Series {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     Series {
@@ -41,11 +41,11 @@ fn summarize(mut samples: Vec<Duration>, wall: Duration) -> Series {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn print_series(label: &str, s: &Series) {
+pub(crate) fn print_series(label: &str, s: &Series) {
     println!(
         "  {label:<44} p50 {:>9}  p99 {:>9}  max {:>9}  {:>8.0} req/s  (n={})",
         ms(s.p50),
@@ -61,6 +61,7 @@ pub async fn run(
     requests: usize,
     lambda_dir: Option<PathBuf>,
     realtime_only: bool,
+    tts_only: bool,
 ) -> Result<(), String> {
     println!(
         "Vocelio benchmark ({} requests per series, {} cores)",
@@ -100,6 +101,22 @@ pub async fn run(
         let _ = axum::serve(listener, app).await;
     });
 
+    if tts_only {
+        let lambda_dir =
+            lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
+        return crate::tts_bench::run(
+            &crate::tts_bench::Target {
+                base: &base,
+                secret: &secret,
+                azure_url: &fakes.azure_url,
+                s3_url: &standins.s3.url,
+                dynamodb_url: &standins.dynamodb.url,
+                table: &core,
+            },
+            &lambda_dir,
+        )
+        .await;
+    }
     if realtime_only {
         sse_bench(&base, &secret).await?;
         for clients in [1, 100, 1000] {
@@ -223,6 +240,22 @@ pub async fn run(
     for clients in [1, 100, 1000] {
         websocket_bench(&base, &secret, clients).await?;
     }
+
+    let lambda_dir_path = lambda_dir
+        .clone()
+        .unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
+    crate::tts_bench::run(
+        &crate::tts_bench::Target {
+            base: &base,
+            secret: &secret,
+            azure_url: &fakes.azure_url,
+            s3_url: &standins.s3.url,
+            dynamodb_url: &standins.dynamodb.url,
+            table: &core,
+        },
+        &lambda_dir_path,
+    )
+    .await?;
 
     let lambda_dir =
         lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
@@ -766,7 +799,11 @@ async fn websocket_bench(base: &str, secret: &str, clients: usize) -> Result<(),
 }
 
 /// `total` calls of `call` spread over `clients` concurrent tasks.
-async fn concurrent<F, Fut>(clients: usize, total: usize, call: F) -> Result<Series, String>
+pub(crate) async fn concurrent<F, Fut>(
+    clients: usize,
+    total: usize,
+    call: F,
+) -> Result<Series, String>
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send,
@@ -809,7 +846,7 @@ fn api_event(path: &str, token: &str) -> serde_json::Value {
 }
 
 /// Peak resident set size (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -864,12 +901,24 @@ async fn invocation_answer(State(api): State<RuntimeApi>, body: String) -> Statu
     StatusCode::ACCEPTED
 }
 
-async fn cold_start(
+pub(crate) async fn cold_start(
     binary: &Path,
     event: &serde_json::Value,
     dynamodb_url: &str,
     table: &str,
     secret: &str,
+) -> Result<(Duration, u64), String> {
+    cold_start_with(binary, event, dynamodb_url, table, secret, &[]).await
+}
+
+/// [`cold_start`] with more environment variables for the function.
+pub(crate) async fn cold_start_with(
+    binary: &Path,
+    event: &serde_json::Value,
+    dynamodb_url: &str,
+    table: &str,
+    secret: &str,
+    extra_env: &[(&str, String)],
 ) -> Result<(Duration, u64), String> {
     let api = RuntimeApi {
         event: Arc::new(event.clone()),
@@ -915,6 +964,7 @@ async fn cold_start(
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_url)
         .env("TABLE_NAME", table)
         .env("JWT_SECRET", secret)
+        .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -9,3 +9,4 @@ pub mod stack;
 pub mod standins;
 pub mod streams;
 pub mod tables;
+mod tts_bench;

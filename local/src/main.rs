@@ -43,6 +43,9 @@ enum Cmd {
         /// Only the real-time series (SSE and WebSocket delivery).
         #[arg(long)]
         realtime_only: bool,
+        /// Only the TTS series (cache hits, synthesis speed, streaming, provider calls, RSS).
+        #[arg(long)]
+        tts_only: bool,
     },
     /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
     Token {
@@ -83,7 +86,8 @@ async fn main() -> ExitCode {
             requests,
             lambda_dir,
             realtime_only,
-        } => vocelio_local::bench::run(requests, lambda_dir, realtime_only).await,
+            tts_only,
+        } => vocelio_local::bench::run(requests, lambda_dir, realtime_only, tts_only).await,
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),

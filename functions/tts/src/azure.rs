@@ -23,6 +23,8 @@ pub struct AzureSpeech {
     http: reqwest::Client,
     base_url: String,
     key: Secret,
+    /// Whole-clip request timeout.
+    timeout: std::time::Duration,
 }
 
 /// One entry of Azure's `voices/list` (PascalCase, as documented).
@@ -49,16 +51,26 @@ struct AzureVoice {
 }
 
 impl AzureSpeech {
-    /// A client for `base_url` with `key`.
-    pub fn new(http: reqwest::Client, base_url: &str, key: Secret) -> Self {
+    /// A client for `base_url` with `key`; whole clips must arrive within `timeout`.
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        key: Secret,
+        timeout: std::time::Duration,
+    ) -> Self {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             key,
+            timeout,
         }
     }
 
-    async fn send(&self, request: &SynthesisRequest) -> Result<reqwest::Response, ProviderError> {
+    async fn send(
+        &self,
+        request: &SynthesisRequest,
+        streaming: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
         if !is_azure_voice_name(&request.voice_id) {
             return Err(ProviderError::UnknownVoice {
                 provider: ProviderKind::Azure,
@@ -81,6 +93,11 @@ impl AzureSpeech {
                 request.format.azure_output_format(),
             )
             .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .timeout(if streaming {
+                crate::provider::STREAM_TIMEOUT
+            } else {
+                self.timeout
+            })
             .body(ssml)
             .send()
             .await
@@ -175,7 +192,7 @@ impl SpeechProvider for AzureSpeech {
         request: &'a SynthesisRequest,
     ) -> BoxFuture<'a, Result<Bytes, ProviderError>> {
         async move {
-            let response = self.send(request).await?;
+            let response = self.send(request, false).await?;
             let bytes = response
                 .bytes()
                 .await
@@ -196,7 +213,7 @@ impl SpeechProvider for AzureSpeech {
         request: &'a SynthesisRequest,
     ) -> BoxFuture<'a, Result<AudioChunks, ProviderError>> {
         async move {
-            let response = self.send(request).await?;
+            let response = self.send(request, true).await?;
             let chunks = response
                 .bytes_stream()
                 .map_err(|e| transport_error(ProviderKind::Azure, &e));

@@ -24,6 +24,8 @@ pub struct ElevenLabs {
     http: reqwest::Client,
     base_url: String,
     key: Secret,
+    /// Whole-clip request timeout.
+    timeout: std::time::Duration,
     model_id: String,
 }
 
@@ -47,12 +49,20 @@ struct ElevenVoice {
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.7..=1.2;
 
 impl ElevenLabs {
-    /// A client for `base_url` with `key`, synthesizing with `model_id`.
-    pub fn new(http: reqwest::Client, base_url: &str, key: Secret, model_id: &str) -> Self {
+    /// A client for `base_url` with `key`, synthesizing with `model_id`; whole clips must
+    /// arrive within `timeout`.
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        key: Secret,
+        model_id: &str,
+        timeout: std::time::Duration,
+    ) -> Self {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             key,
+            timeout,
             model_id: model_id.to_owned(),
         }
     }
@@ -100,6 +110,11 @@ impl ElevenLabs {
             ))
             .query(&[("output_format", request.format.elevenlabs_output_format())])
             .header("xi-api-key", self.key.expose())
+            .timeout(if streaming {
+                crate::provider::STREAM_TIMEOUT
+            } else {
+                self.timeout
+            })
             .json(&self.body(request))
             .send()
             .await

@@ -205,6 +205,10 @@ pub fn classify_status(
     }
 }
 
+/// How long a streamed provider response may take end to end (it is read while it plays);
+/// whole clips get the configured `TTS_PROVIDER_TIMEOUT_SECONDS`.
+pub const STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Maps a transport failure (connect, timeout, broken body) to "unavailable".
 pub fn transport_error(provider: ProviderKind, error: &reqwest::Error) -> ProviderError {
     let detail = if error.is_timeout() {

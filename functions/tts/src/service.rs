@@ -273,8 +273,8 @@ fn optional_id(errors: &mut Vec<FieldError>, field: &str, value: Option<String>)
 impl Tts {
     /// The service with the providers `config` enables, over `s3`.
     pub fn new(config: TtsConfig, s3: aws_sdk_s3::Client) -> Result<Self, String> {
+        let timeout = Duration::from_secs(config.provider_timeout_seconds);
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.provider_timeout_seconds))
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
@@ -285,6 +285,7 @@ impl Tts {
                 http.clone(),
                 &azure.base_url,
                 azure.key.clone(),
+                timeout,
             )));
         }
         if let Some(eleven) = &config.elevenlabs {
@@ -293,6 +294,7 @@ impl Tts {
                 &eleven.base_url,
                 eleven.key.clone(),
                 &eleven.model_id,
+                timeout,
             )));
         }
         if config.local_enabled {
@@ -735,7 +737,14 @@ pub async fn from_env()
     let tts_config = TtsConfig::from_env()?;
     let sdk = vocelio_shared::state::load_sdk_config().await;
     let state = vocelio_shared::AppState::new(config, &sdk);
-    let tts = Tts::new(tts_config, aws_sdk_s3::Client::new(&sdk))?;
+    // Path-style addressing for S3-compatible stores (MinIO, moto): AWS_S3_FORCE_PATH_STYLE.
+    let path_style = std::env::var("AWS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .build(),
+    );
+    let tts = Tts::new(tts_config, s3)?;
     Ok((state, tts))
 }
 
