@@ -1,5 +1,5 @@
 //! Audio encodings by their provider names, rendering PCM into them (the local engine and
-//! the contract fakes), and measuring encoded audio (MP3 frame walk, WAV, μ-law).
+//! the contract fakes; MP3 by LAME), and measuring encoded audio (MP3 frame walk, WAV, μ-law).
 
 use crate::wav::{Pcm, raw_mulaw_8k, read_pcm16, resample, write_mulaw_8k, write_pcm16};
 
@@ -124,12 +124,11 @@ pub fn render(pcm: &Pcm, encoding: Encoding) -> Result<Vec<u8>, AudioError> {
     }
 }
 
-/// An MP3 encoder fed PCM piece by piece (streaming synthesis): each `push` returns the
-/// frames completed so far.
+/// An MP3 encoder (LAME, constant bit rate, mono) fed PCM piece by piece (streaming
+/// synthesis): each `push` returns the frames completed so far.
 pub struct Mp3Stream {
-    encoder: shine_rs::Mp3Encoder,
+    encoder: mp3lame_encoder::Encoder,
     sample_rate: u32,
-    pending: Vec<i16>,
 }
 
 impl std::fmt::Debug for Mp3Stream {
@@ -140,63 +139,76 @@ impl std::fmt::Debug for Mp3Stream {
     }
 }
 
+fn lame_bitrate(kbps: u32) -> Option<mp3lame_encoder::Bitrate> {
+    use mp3lame_encoder::Bitrate::*;
+    Some(match kbps {
+        8 => Kbps8,
+        16 => Kbps16,
+        24 => Kbps24,
+        32 => Kbps32,
+        40 => Kbps40,
+        48 => Kbps48,
+        64 => Kbps64,
+        80 => Kbps80,
+        96 => Kbps96,
+        112 => Kbps112,
+        128 => Kbps128,
+        160 => Kbps160,
+        192 => Kbps192,
+        224 => Kbps224,
+        256 => Kbps256,
+        320 => Kbps320,
+        _ => return None,
+    })
+}
+
+fn lame_error(what: &str, error: impl std::fmt::Display) -> AudioError {
+    AudioError::Mp3(format!("{what}: {error}"))
+}
+
 impl Mp3Stream {
     /// A mono encoder at `sample_rate` (one of the MPEG rates) and `kbps`.
     pub fn new(sample_rate: u32, kbps: u32) -> Result<Self, AudioError> {
-        let config = shine_rs::Mp3EncoderConfig::new()
-            .sample_rate(sample_rate)
-            .bitrate(kbps)
-            .channels(1)
-            .stereo_mode(shine_rs::StereoMode::Mono);
-        let encoder =
-            shine_rs::Mp3Encoder::new(config).map_err(|e| AudioError::Mp3(e.to_string()))?;
+        let bitrate =
+            lame_bitrate(kbps).ok_or_else(|| AudioError::Mp3(format!("no {kbps} kbit/s rate")))?;
+        let mut builder = mp3lame_encoder::Builder::new()
+            .ok_or_else(|| AudioError::Mp3("LAME could not start".into()))?;
+        builder
+            .set_num_channels(1)
+            .map_err(|e| lame_error("channels", e))?;
+        builder
+            .set_sample_rate(sample_rate)
+            .map_err(|e| lame_error("sample rate", e))?;
+        builder
+            .set_brate(bitrate)
+            .map_err(|e| lame_error("bit rate", e))?;
+        builder
+            .set_to_write_vbr_tag(false)
+            .map_err(|e| lame_error("tag", e))?;
+        let encoder = builder.build().map_err(|e| lame_error("build", e))?;
         Ok(Self {
             encoder,
             sample_rate,
-            pending: Vec::new(),
         })
     }
 
     /// Encodes `pcm` (resampled to the encoder's rate); returns the finished frames.
     pub fn push(&mut self, pcm: &Pcm) -> Result<Vec<u8>, AudioError> {
         let pcm = resample(pcm, self.sample_rate);
-        self.pending.extend_from_slice(&pcm.samples);
-        let per_frame = self.encoder.samples_per_frame().max(1);
-        let whole = self.pending.len() / per_frame * per_frame;
-        let mut out = Vec::new();
-        for frame in self.pending[..whole].chunks(per_frame) {
-            for piece in self
-                .encoder
-                .encode_interleaved(frame)
-                .map_err(|e| AudioError::Mp3(e.to_string()))?
-            {
-                out.extend(piece);
-            }
-        }
-        self.pending.drain(..whole);
+        let mut out =
+            Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(pcm.samples.len()));
+        self.encoder
+            .encode_to_vec(mp3lame_encoder::MonoPcm(pcm.samples.as_slice()), &mut out)
+            .map_err(|e| lame_error("encode", e))?;
         Ok(out)
     }
 
-    /// Pads the last frame with silence and flushes the encoder.
+    /// Flushes the encoder: the last frames.
     pub fn finish(mut self) -> Result<Vec<u8>, AudioError> {
-        let per_frame = self.encoder.samples_per_frame().max(1);
-        let mut out = Vec::new();
-        if !self.pending.is_empty() {
-            let mut last = std::mem::take(&mut self.pending);
-            last.resize(per_frame, 0);
-            for piece in self
-                .encoder
-                .encode_interleaved(&last)
-                .map_err(|e| AudioError::Mp3(e.to_string()))?
-            {
-                out.extend(piece);
-            }
-        }
-        out.extend(
-            self.encoder
-                .finish()
-                .map_err(|e| AudioError::Mp3(e.to_string()))?,
-        );
+        let mut out = Vec::with_capacity(7200);
+        self.encoder
+            .flush_to_vec::<mp3lame_encoder::FlushNoGap>(&mut out)
+            .map_err(|e| lame_error("flush", e))?;
         Ok(out)
     }
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, stream};
 
-use crate::audio::{AudioError, Encoding, render, streaming_wav_header};
+use crate::audio::{AudioError, Encoding, Mp3Stream, render, streaming_wav_header};
 use crate::local_engine::{EngineError, LocalEngine};
 use crate::provider::{
     AudioChunks, ProviderError, ProviderKind, SpeechProvider, SynthesisRequest, Voice,
@@ -66,11 +66,10 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
-/// Incremental rendering of PCM pieces into one clip of `encoding`. MP3 pieces are
-/// self-contained frame runs (the encoder is not `Send`, so it never lives across an await);
-/// concatenated they are one valid MP3 stream.
+/// Incremental rendering of PCM pieces into one clip of `encoding` (one MP3 encoder for
+/// the whole clip, so sentences join without gaps).
 enum Renderer {
-    Mp3(Encoding),
+    Mp3(Box<Mp3Stream>),
     Pcm16 { sample_rate: u32 },
     Mulaw,
 }
@@ -78,7 +77,10 @@ enum Renderer {
 impl Renderer {
     fn new(encoding: Encoding) -> Result<(Self, Vec<u8>), AudioError> {
         Ok(match encoding {
-            mp3 @ Encoding::Mp3 { .. } => (Renderer::Mp3(mp3), Vec::new()),
+            Encoding::Mp3 { sample_rate, kbps } => (
+                Renderer::Mp3(Box::new(Mp3Stream::new(sample_rate, kbps)?)),
+                Vec::new(),
+            ),
             Encoding::Pcm16 { sample_rate, riff } => (
                 Renderer::Pcm16 { sample_rate },
                 if riff {
@@ -100,7 +102,7 @@ impl Renderer {
 
     fn push(&mut self, pcm: &Pcm) -> Result<Vec<u8>, AudioError> {
         match self {
-            Renderer::Mp3(encoding) => render(pcm, *encoding),
+            Renderer::Mp3(encoder) => encoder.push(pcm),
             Renderer::Pcm16 { sample_rate } => Ok(resample(pcm, *sample_rate)
                 .samples
                 .iter()
@@ -111,7 +113,10 @@ impl Renderer {
     }
 
     fn finish(self) -> Result<Vec<u8>, AudioError> {
-        Ok(Vec::new())
+        match self {
+            Renderer::Mp3(encoder) => encoder.finish(),
+            _ => Ok(Vec::new()),
+        }
     }
 }
 

@@ -17,6 +17,45 @@ fn fresh(words: &str) -> String {
     )
 }
 
+/// Decodes `mp3` completely with a real decoder (symphonia); returns (sample rate, seconds).
+fn decode_mp3(mp3: &[u8]) -> (u32, f64) {
+    use symphonia::core::codecs::DecoderOptions;
+    use symphonia::core::errors::Error;
+    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::probe::Hint;
+    let source = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(mp3.to_vec())),
+        Default::default(),
+    );
+    let mut hint = Hint::new();
+    hint.with_extension("mp3");
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .expect("an MP3 stream");
+    let mut format = probed.format;
+    let track = format.default_track().expect("a track").clone();
+    let rate = track.codec_params.sample_rate.expect("a sample rate");
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .expect("an MP3 decoder");
+    let mut samples = 0usize;
+    loop {
+        match format.next_packet() {
+            Ok(packet) => samples += decoder.decode(&packet).expect("a decodable frame").frames(),
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("the MP3 does not decode: {e}"),
+        }
+    }
+    (rate, samples as f64 / f64::from(rate))
+}
+
 struct Audio {
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -75,6 +114,12 @@ async fn the_seeds_example_gives_a_playable_mp3_and_the_repeat_comes_from_s3() {
     assert!(first.header("x-cost").parse::<f64>().expect("cost") > 0.0);
     let info = mp3_info(&first.bytes).expect("an MP3 frame chain");
     assert_eq!(info.sample_rate, 24_000);
+    let (rate, decoded_seconds) = decode_mp3(&first.bytes);
+    assert_eq!(rate, 24_000);
+    assert!(
+        (decoded_seconds - info.duration_seconds).abs() < 0.1,
+        "decoded {decoded_seconds} s"
+    );
     assert!((0.5..8.0).contains(&info.duration_seconds));
     assert!((first.seconds() - info.duration_seconds).abs() < 0.05);
     assert_eq!(app.azure.synthesis_calls(), 1);
@@ -180,7 +225,13 @@ async fn every_provider_renders_every_format_as_real_audio() {
             let seconds = match format {
                 "mp3" => {
                     assert_eq!(audio.header("content-type"), "audio/mpeg");
-                    mp3_info(&audio.bytes).expect(&what).duration_seconds
+                    let info = mp3_info(&audio.bytes).expect(&what);
+                    let (_, decoded) = decode_mp3(&audio.bytes);
+                    assert!(
+                        (decoded - info.duration_seconds).abs() < 0.2,
+                        "{what}: decoded {decoded} s"
+                    );
+                    info.duration_seconds
                 }
                 "wav" => {
                     let pcm = read_pcm16(&audio.bytes).expect(&what);
@@ -477,6 +528,11 @@ async fn streaming_delivers_audio_in_pieces_before_the_end_and_caches_the_whole(
         }
         assert!(chunks >= 2, "{provider}: {chunks} chunk(s)");
         let info = mp3_info(&audio).expect("the pieces form one MP3 stream");
+        let (_, decoded_seconds) = decode_mp3(&audio);
+        assert!(
+            (decoded_seconds - info.duration_seconds).abs() < 0.2,
+            "{provider}: decoded {decoded_seconds} s"
+        );
         assert!(
             info.duration_seconds > 3.0,
             "{provider}: {} s",
