@@ -1,0 +1,344 @@
+//! Twilio's REST API (2010-04-01) as we use it: create, fetch and update calls, update
+//! conference participants. Form-encoded bodies, Basic auth, `.json` paths; requests Twilio
+//! would refuse are refused here before they leave.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::callback::is_sid;
+use crate::twilio_error::TwilioError;
+
+/// Twilio credentials and where its API is (`TWILIO_API_BASE`, the simulator locally).
+#[derive(Clone)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    base_url: String,
+    account_sid: String,
+    auth_token: String,
+}
+
+impl std::fmt::Debug for TwilioClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioClient")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call as Twilio returns it (the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TwilioCall {
+    pub sid: String,
+    pub status: String,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+    /// Seconds, as a string.
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub price: Option<String>,
+    #[serde(default)]
+    pub parent_call_sid: Option<String>,
+}
+
+/// What the call runs when answered: exactly one, as Twilio requires.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instructions {
+    /// A TwiML document inline (`Twiml`, at most 4,000 characters).
+    Twiml(String),
+    /// A URL Twilio fetches TwiML from (`Url`).
+    Url(String),
+}
+
+/// `POST /Calls.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCall {
+    pub to: String,
+    pub from: String,
+    pub instructions: Instructions,
+    pub status_callback: Option<String>,
+    /// Ring time in seconds (Twilio's default 60).
+    pub timeout_seconds: Option<u32>,
+}
+
+/// How a request to Twilio failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TwilioFailure {
+    /// Refused here: Twilio would refuse it too (its code when it has one).
+    #[error("{message}")]
+    Invalid { code: Option<u32>, message: String },
+    /// Twilio answered with an error.
+    #[error("Twilio answered {}: {}", .0.status, .0.message)]
+    Twilio(TwilioError),
+    /// Twilio did not answer (connect, timeout).
+    #[error("Twilio is unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Twilio's `Twiml` limit.
+pub const MAX_TWIML_CHARS: usize = 4000;
+
+fn is_uri(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+impl NewCall {
+    /// The form Twilio takes, after the checks Twilio would make (To 21201, Url 21205, ...).
+    pub fn form(&self) -> Result<Vec<(String, String)>, TwilioFailure> {
+        let invalid = |code: Option<u32>, message: &str| TwilioFailure::Invalid {
+            code,
+            message: message.to_owned(),
+        };
+        if self.to.trim().is_empty() {
+            return Err(invalid(Some(21201), "No 'To' number is specified"));
+        }
+        if self.from.trim().is_empty() {
+            return Err(invalid(Some(21213), "No 'From' number is specified"));
+        }
+        let mut form = vec![
+            ("To".to_owned(), self.to.clone()),
+            ("From".to_owned(), self.from.clone()),
+        ];
+        match &self.instructions {
+            Instructions::Twiml(twiml) if twiml.chars().count() > MAX_TWIML_CHARS => {
+                return Err(invalid(None, "the TwiML is longer than 4,000 characters"));
+            }
+            Instructions::Twiml(twiml) => form.push(("Twiml".to_owned(), twiml.clone())),
+            Instructions::Url(url) if !is_uri(url) => {
+                return Err(invalid(Some(21205), "Url is not a valid URL"));
+            }
+            Instructions::Url(url) => form.push(("Url".to_owned(), url.clone())),
+        }
+        if let Some(callback) = &self.status_callback {
+            if !is_uri(callback) {
+                return Err(invalid(Some(21609), "StatusCallback is not a valid URL"));
+            }
+            form.push(("StatusCallback".to_owned(), callback.clone()));
+            form.push(("StatusCallbackMethod".to_owned(), "POST".to_owned()));
+            // Repeated keys, as Twilio's own clients send the array.
+            for event in ["initiated", "ringing", "answered", "completed"] {
+                form.push(("StatusCallbackEvent".to_owned(), event.to_owned()));
+            }
+        }
+        if let Some(timeout) = self.timeout_seconds {
+            form.push(("Timeout".to_owned(), timeout.clamp(5, 600).to_string()));
+        }
+        Ok(form)
+    }
+}
+
+/// A change to a live call: redirect it, or end it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallUpdate {
+    /// New instructions (a cold transfer is a `<Dial>` here).
+    Redirect(Instructions),
+    /// `Status=completed`: hang up a call in progress.
+    Complete,
+    /// `Status=canceled`: drop a call still queued or ringing.
+    Cancel,
+}
+
+impl CallUpdate {
+    fn form(&self) -> Vec<(String, String)> {
+        match self {
+            CallUpdate::Redirect(Instructions::Twiml(t)) => vec![("Twiml".into(), t.clone())],
+            CallUpdate::Redirect(Instructions::Url(u)) => vec![("Url".into(), u.clone())],
+            CallUpdate::Complete => vec![("Status".into(), "completed".into())],
+            CallUpdate::Cancel => vec![("Status".into(), "canceled".into())],
+        }
+    }
+}
+
+impl TwilioClient {
+    /// A client for `account_sid` at `base_url` (`https://api.twilio.com`).
+    pub fn new(
+        base_url: &str,
+        account_sid: &str,
+        auth_token: &str,
+        timeout: Duration,
+    ) -> Result<Self, TwilioFailure> {
+        if !is_sid("AC", account_sid) {
+            return Err(TwilioFailure::Invalid {
+                code: None,
+                message: "TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| TwilioFailure::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            account_sid: account_sid.to_owned(),
+            auth_token: auth_token.to_owned(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}{path}",
+            self.base_url, self.account_sid
+        )
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, TwilioFailure> {
+        let response = request
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| TwilioFailure::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| TwilioFailure::Unreachable(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(TwilioFailure::Twilio(TwilioError::parse(status, &body)));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            TwilioFailure::Twilio(TwilioError {
+                code: None,
+                message: format!("unreadable answer: {e}"),
+                more_info: None,
+                status: 502,
+            })
+        })
+    }
+
+    /// Places a call.
+    pub async fn create_call(&self, call: &NewCall) -> Result<TwilioCall, TwilioFailure> {
+        let form = call.form()?;
+        self.send(self.http.post(self.url("/Calls.json")).form(&form))
+            .await
+    }
+
+    /// Fetches a call's current state.
+    pub async fn fetch_call(&self, call_sid: &str) -> Result<TwilioCall, TwilioFailure> {
+        self.check_call_sid(call_sid)?;
+        self.send(self.http.get(self.url(&format!("/Calls/{call_sid}.json"))))
+            .await
+    }
+
+    /// Redirects, completes or cancels a live call.
+    pub async fn update_call(
+        &self,
+        call_sid: &str,
+        update: &CallUpdate,
+    ) -> Result<TwilioCall, TwilioFailure> {
+        self.check_call_sid(call_sid)?;
+        self.send(
+            self.http
+                .post(self.url(&format!("/Calls/{call_sid}.json")))
+                .form(&update.form()),
+        )
+        .await
+    }
+
+    fn check_call_sid(&self, call_sid: &str) -> Result<(), TwilioFailure> {
+        if is_sid("CA", call_sid) {
+            Ok(())
+        } else {
+            Err(TwilioFailure::Invalid {
+                code: Some(20404),
+                message: "not a Twilio call SID (CA followed by 32 hex digits)".into(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call() -> NewCall {
+        NewCall {
+            to: "+14155550100".into(),
+            from: "+14155550199".into(),
+            instructions: Instructions::Twiml("<Response><Say>Hi</Say></Response>".into()),
+            status_callback: Some("https://hooks.example.com/twilio/status".into()),
+            timeout_seconds: Some(30),
+        }
+    }
+
+    #[test]
+    fn the_create_form_is_what_twilio_takes() {
+        let form = call().form().expect("valid");
+        let events: Vec<&str> = form
+            .iter()
+            .filter(|(k, _)| k == "StatusCallbackEvent")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(events, ["initiated", "ringing", "answered", "completed"]);
+        assert!(
+            form.iter()
+                .any(|(k, v)| k == "Twiml" && v.contains("<Say>"))
+        );
+        assert!(!form.iter().any(|(k, _)| k == "Url"));
+        let encoded: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish();
+        assert!(encoded.contains("StatusCallbackEvent=initiated&StatusCallbackEvent=ringing"));
+        assert!(encoded.starts_with("To=%2B14155550100&From=%2B14155550199"));
+    }
+
+    #[test]
+    fn what_twilio_refuses_never_leaves() {
+        let mut missing_to = call();
+        missing_to.to = " ".into();
+        assert!(matches!(
+            missing_to.form(),
+            Err(TwilioFailure::Invalid {
+                code: Some(21201),
+                ..
+            })
+        ));
+        let mut bad_url = call();
+        bad_url.instructions = Instructions::Url("notaurl".into());
+        assert!(matches!(
+            bad_url.form(),
+            Err(TwilioFailure::Invalid {
+                code: Some(21205),
+                ..
+            })
+        ));
+        let mut long = call();
+        long.instructions = Instructions::Twiml("x".repeat(4001));
+        assert!(long.form().is_err());
+        assert!(
+            TwilioClient::new(
+                "https://api.twilio.com",
+                "ACxxx",
+                "t",
+                Duration::from_secs(5)
+            )
+            .is_err()
+        );
+        let client = TwilioClient::new(
+            "https://api.twilio.com",
+            "AC0123456789abcdef0123456789abcdef",
+            "t",
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        assert!(client.check_call_sid("CA123").is_err());
+        assert_eq!(
+            client.url("/Calls.json"),
+            "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json"
+        );
+    }
+}
