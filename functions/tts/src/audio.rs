@@ -255,8 +255,8 @@ fn mp3_frame(header: [u8; 4]) -> Option<(usize, u32, u32)> {
 }
 
 /// Walks the MP3 frames of `bytes` (after an optional ID3v2 tag). `None` unless the bytes
-/// are a chain of valid layer III frames from start to end (a truncated last frame is
-/// tolerated).
+/// are a chain of valid layer III frames from start to end (a truncated last frame, a
+/// trailing ID3v1/APE tag and zero padding are tolerated).
 pub fn mp3_info(bytes: &[u8]) -> Option<Mp3Info> {
     let mut at = 0;
     if bytes.get(0..3) == Some(b"ID3") && bytes.len() >= 10 {
@@ -268,7 +268,18 @@ pub fn mp3_info(bytes: &[u8]) -> Option<Mp3Info> {
     let (mut frames, mut samples, mut rate) = (0usize, 0u64, 0u32);
     while at + 4 <= bytes.len() {
         let header = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
-        let (length, frame_samples, frame_rate) = mp3_frame(header)?;
+        let Some((length, frame_samples, frame_rate)) = mp3_frame(header) else {
+            // After the frames, only a trailing tag (ID3v1, APE, ID3) or zero padding.
+            let tail = &bytes[at..];
+            let trailer = tail.starts_with(b"TAG")
+                || tail.starts_with(b"APETAGEX")
+                || tail.starts_with(b"ID3")
+                || tail.iter().all(|&b| b == 0);
+            if frames > 0 && trailer {
+                break;
+            }
+            return None;
+        };
         if rate != 0 && frame_rate != rate {
             return None;
         }
@@ -418,6 +429,18 @@ mod tests {
                 info.duration_seconds
             );
         }
+        let mut tagged = render(
+            &tone(22_050, 0.5),
+            Encoding::Mp3 {
+                sample_rate: 24_000,
+                kbps: 48,
+            },
+        )
+        .expect("encodes");
+        let frames = mp3_info(&tagged).expect("frames").frames;
+        tagged.extend_from_slice(b"TAG");
+        tagged.extend_from_slice(&[0u8; 125]);
+        assert_eq!(mp3_info(&tagged).map(|i| i.frames), Some(frames));
         assert_eq!(mp3_info(b"RIFF....WAVEfmt "), None);
         assert_eq!(mp3_info(&[]), None);
     }

@@ -119,7 +119,9 @@ async fn azure_error(response: reqwest::Response, voice_id: &str) -> ProviderErr
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = response.text().await.unwrap_or_default();
-    if status == 400 && body.to_ascii_lowercase().contains("voice") {
+    // Azure documents no error body: our SSML is built and checked here, so a 400 for a
+    // well-formed voice name means Azure has no such voice.
+    if status == 400 && !voice_id.is_empty() {
         return ProviderError::UnknownVoice {
             provider: ProviderKind::Azure,
             voice_id: voice_id.to_owned(),
@@ -166,6 +168,7 @@ impl SpeechProvider for AzureSpeech {
             let response = self
                 .http
                 .get(format!("{}/cognitiveservices/voices/list", self.base_url))
+                .timeout(self.timeout)
                 .header("Ocp-Apim-Subscription-Key", self.key.expose())
                 .header(reqwest::header::USER_AGENT, USER_AGENT)
                 .send()

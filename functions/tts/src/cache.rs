@@ -5,9 +5,13 @@ use sha2::{Digest, Sha256};
 
 use crate::formats::AudioFormat;
 
-/// What determines the audio; everything else (customer, call) does not.
+/// What determines the audio — and whose cache it is; everything else (customer, call)
+/// does not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioIdentity<'a> {
+    /// Whose cache: the tenant (so one tenant cannot probe which words another
+    /// synthesized), or `shared` for fixed texts such as voice previews.
+    pub scope: &'a str,
     pub provider: &'a str,
     pub voice_id: &'a str,
     pub model: &'a str,
@@ -15,6 +19,8 @@ pub struct AudioIdentity<'a> {
     pub speed: f64,
     pub pitch_percent: f64,
     pub volume_percent: f64,
+    /// The language sent with the text (SSML `xml:lang`, `language_code`), lowercase.
+    pub language: &'a str,
     pub text: &'a str,
 }
 
@@ -41,6 +47,7 @@ fn safe(part: &str) -> String {
 pub fn object_key(identity: &AudioIdentity<'_>) -> String {
     let mut hash = Sha256::new();
     for part in [
+        identity.scope,
         identity.provider,
         identity.voice_id,
         identity.model,
@@ -48,6 +55,7 @@ pub fn object_key(identity: &AudioIdentity<'_>) -> String {
         &format!("{:.3}", identity.speed),
         &format!("{:.1}", identity.pitch_percent),
         &format!("{:.1}", identity.volume_percent),
+        identity.language,
         &normalize_text(identity.text),
     ] {
         hash.update((part.len() as u64).to_be_bytes());
@@ -68,6 +76,7 @@ mod tests {
 
     fn identity(text: &str) -> AudioIdentity<'_> {
         AudioIdentity {
+            scope: "acme",
             provider: "azure",
             voice_id: "en-US-AriaNeural",
             model: "neural",
@@ -75,6 +84,7 @@ mod tests {
             speed: 1.0,
             pitch_percent: 0.0,
             volume_percent: 0.0,
+            language: "en-us",
             text,
         }
     }

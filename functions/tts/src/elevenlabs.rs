@@ -191,7 +191,10 @@ async fn elevenlabs_error(response: reqwest::Response, voice_id: &str) -> Provid
         "invalid_api_key" => ProviderError::BadCredentials(ProviderKind::ElevenLabs),
         "too_many_concurrent_requests" | "system_busy" => ProviderError::RateLimited {
             provider: ProviderKind::ElevenLabs,
-            retry_after_seconds: retry_after.and_then(|v| v.trim().parse().ok()).unwrap_or(1),
+            retry_after_seconds: retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 300),
         },
         // An exhausted quota is not fixed by retrying: our key's problem, not the caller's.
         "quota_exceeded" => ProviderError::BadCredentials(ProviderKind::ElevenLabs),
@@ -261,6 +264,7 @@ impl SpeechProvider for ElevenLabs {
             let response = self
                 .http
                 .get(format!("{}/v1/voices", self.base_url))
+                .timeout(self.timeout)
                 .header("xi-api-key", self.key.expose())
                 .send()
                 .await

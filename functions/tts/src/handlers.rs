@@ -194,7 +194,8 @@ pub async fn synthesize(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SynthesizeBody>,
 ) -> ApiResult<Response> {
-    let plan = tts.plan(body)?;
+    let mut plan = tts.plan(body)?;
+    plan.cache_scope = user.tenant.as_str().to_owned();
     let json = wants_json(&headers);
     let clip = tts.synthesize(&plan, !json).await?;
     count(&state, &user, &plan, &clip).await;
@@ -216,7 +217,7 @@ pub async fn preview(
     headers: HeaderMap,
     QueryParams(params): QueryParams<PreviewParams>,
 ) -> ApiResult<Response> {
-    match params.token.as_deref() {
+    let user = match params.token.as_deref() {
         Some(token) if !headers.contains_key(header::AUTHORIZATION) => state.jwt.verify(token)?,
         _ => vocelio_shared::auth::authenticate(&headers, &state)?,
     };
@@ -235,8 +236,15 @@ pub async fn preview(
     })?;
     let json = wants_json(&headers);
     let clip = tts.synthesize(&plan, !json).await?;
+    // The sample is shared by every tenant; whoever made the provider call pays for it.
+    if !clip.cached {
+        count(&state, &user, &plan, &clip).await;
+    }
     respond(&tts, clip, json).await
 }
+
+/// How much streamed audio is kept to measure its length (beyond it, the count is 0 s).
+const MAX_MEASURED_BYTES: usize = 32 * 1024 * 1024;
 
 /// `POST /stream/synthesize`: chunked audio as the provider produces it.
 pub async fn stream_synthesize(
@@ -245,7 +253,8 @@ pub async fn stream_synthesize(
     user: AuthUser,
     JsonBody(body): JsonBody<SynthesizeBody>,
 ) -> ApiResult<Response> {
-    let plan = tts.plan(body)?;
+    let mut plan = tts.plan(body)?;
+    plan.cache_scope = user.tenant.as_str().to_owned();
     let clip = tts.stream(&plan).await?;
     let characters = plan.text.chars().count();
     let mut headers = vec![
@@ -277,7 +286,8 @@ pub async fn stream_synthesize(
             header_value(&format!("{seconds:.3}")),
         ));
     }
-    // Usage is counted when the clip has been delivered whole: seconds from the bytes sent.
+    // Usage is counted when the stream ends — whole, broken off or abandoned by the client:
+    // what the provider produced is paid for either way.
     let provider = clip.provider;
     let cached = clip.cached;
     let format = clip.format;
@@ -286,27 +296,23 @@ pub async fn stream_synthesize(
     let mut sent: Vec<u8> = Vec::new();
     let mut chunks = clip.chunks;
     let body = async_body(async_stream_of(move |tx| async move {
-        let mut failed = false;
         while let Some(chunk) = chunks.next().await {
             match chunk {
                 Ok(bytes) => {
-                    if known_seconds.is_none() {
+                    if known_seconds.is_none() && sent.len() + bytes.len() <= MAX_MEASURED_BYTES {
                         sent.extend_from_slice(&bytes);
                     }
                     if tx.send(Ok(bytes)).await.is_err() {
-                        return;
+                        tracing::info!("the client left before the end of the stream");
+                        break;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "stream broke off");
-                    failed = true;
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     break;
                 }
             }
-        }
-        if failed {
-            return;
         }
         let seconds = known_seconds.unwrap_or_else(|| {
             crate::audio::duration_seconds(

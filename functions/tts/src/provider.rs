@@ -53,10 +53,10 @@ impl ProviderKind {
     pub fn owning_voice(voice_id: &str) -> Option<ProviderKind> {
         if crate::ssml::is_azure_voice_name(voice_id) && voice_id.ends_with("Neural") {
             Some(ProviderKind::Azure)
-        } else if crate::local_engine::is_local_voice_id(voice_id) {
-            Some(ProviderKind::Local)
         } else if is_elevenlabs_voice_id(voice_id) {
             Some(ProviderKind::ElevenLabs)
+        } else if crate::local_engine::is_local_voice_id(voice_id) {
+            Some(ProviderKind::Local)
         } else {
             None
         }

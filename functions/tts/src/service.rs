@@ -62,6 +62,9 @@ pub struct Plan {
     pub candidates: Vec<(ProviderKind, String)>,
     pub customer_id: Option<String>,
     pub call_id: Option<String>,
+    /// Whose cache the clip lives in: the caller's tenant (set by the handler), or
+    /// `shared` for fixed texts.
+    pub cache_scope: String,
 }
 
 /// A clip as delivered.
@@ -162,15 +165,15 @@ pub fn provider_error(error: ProviderError) -> ApiError {
             ),
             Some(retry_after_seconds),
         ),
-        ProviderError::Unavailable { provider, detail } => upstream(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "provider_unavailable",
-            format!(
-                "{} is unavailable ({detail}); retry shortly",
-                provider.as_str()
-            ),
-            Some(2),
-        ),
+        ProviderError::Unavailable { provider, detail } => {
+            tracing::warn!(provider = provider.as_str(), %detail, "provider unavailable");
+            upstream(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_unavailable",
+                format!("{} is unavailable; retry shortly", provider.as_str()),
+                Some(2),
+            )
+        }
         ProviderError::UnknownVoice { provider, voice_id } => ApiError::field(
             "voice_id",
             format!(
@@ -263,7 +266,7 @@ fn optional_id(errors: &mut Vec<FieldError>, field: &str, value: Option<String>)
     if value.len() > 128 || !is_key_safe(&value) {
         errors.push(FieldError::new(
             field,
-            "must be at most 128 characters without '#' or control characters",
+            "must be at most 128 characters of letters, digits and . _ @ : -",
         ));
         return None;
     }
@@ -475,7 +478,12 @@ impl Tts {
                 ),
             ));
         }
-        if requested == Some(ProviderKind::ElevenLabs) && !SPEED_RANGE.contains(&speed) {
+        let elevenlabs_first = requested == Some(ProviderKind::ElevenLabs)
+            || (requested.is_none()
+                && (owner == Some(ProviderKind::ElevenLabs)
+                    || (owner.is_none()
+                        && tier.is_some_and(|t| t.provider == ProviderKind::ElevenLabs))));
+        if elevenlabs_first && !SPEED_RANGE.contains(&speed) {
             errors.push(FieldError::new(
                 "speed",
                 "must be between 0.7 and 1.2 for ElevenLabs voices",
@@ -528,20 +536,40 @@ impl Tts {
             candidates,
             customer_id,
             call_id,
+            cache_scope: "shared".to_owned(),
         })
     }
 
     fn key_of(&self, plan: &Plan, provider: &dyn SpeechProvider, voice: &str) -> String {
+        // The settings as the provider applies them: ElevenLabs ignores pitch and volume and
+        // clamps speed, so requests it renders the same share one object.
+        let prosody = Self::prosody_for(provider.kind(), plan.prosody);
+        let language = plan.language.as_deref().unwrap_or("").to_ascii_lowercase();
         object_key(&AudioIdentity {
+            scope: &plan.cache_scope,
             provider: provider.kind().as_str(),
             voice_id: voice,
             model: provider.model(),
             format: plan.format,
-            speed: plan.prosody.speed,
-            pitch_percent: plan.prosody.pitch_percent,
-            volume_percent: plan.prosody.volume_percent,
+            speed: prosody.speed,
+            pitch_percent: prosody.pitch_percent,
+            volume_percent: prosody.volume_percent,
+            language: &language,
             text: &plan.text,
         })
+    }
+
+    fn prosody_for(kind: ProviderKind, prosody: Prosody) -> Prosody {
+        match kind {
+            ProviderKind::ElevenLabs => Prosody {
+                speed: prosody
+                    .speed
+                    .clamp(*SPEED_RANGE.start(), *SPEED_RANGE.end()),
+                pitch_percent: 0.0,
+                volume_percent: 0.0,
+            },
+            _ => prosody,
+        }
     }
 
     fn request_of(plan: &Plan, voice: &str) -> SynthesisRequest {
@@ -682,7 +710,11 @@ impl Tts {
                 }
             };
             let key = self.key_of(plan, provider.as_ref(), voice);
+            // One synthesis per key at a time here too: a second identical stream waits for
+            // the first to be stored, then streams the stored clip.
+            let guard = self.key_lock(&key).lock_owned().await;
             if let Some((Some(audio), facts)) = self.cached(&key, true).await? {
+                drop(guard);
                 let pieces: Vec<Result<Bytes, ProviderError>> = (0..audio.len())
                     .step_by(16 * 1024)
                     .map(|at| Ok(audio.slice(at..(at + 16 * 1024).min(audio.len()))))
@@ -712,7 +744,13 @@ impl Tts {
                         format: plan.format,
                         cached: false,
                         duration_seconds: None,
-                        chunks: store_when_complete(chunks, self.inner.store.clone(), key, facts),
+                        chunks: store_when_complete(
+                            chunks,
+                            self.inner.store.clone(),
+                            key,
+                            facts,
+                            guard,
+                        ),
                     });
                 }
                 Err(e) if plan.candidates.len() > 1 && can_fall_back(&e) => last_error = Some(e),
@@ -748,6 +786,9 @@ pub async fn from_env()
     Ok((state, tts))
 }
 
+/// The largest clip a stream buffers to cache (10 minutes of 16-bit 24 kHz PCM is 28 MB).
+const MAX_CACHED_BYTES: usize = 32 * 1024 * 1024;
+
 /// A streamed WAV has placeholder sizes; the stored copy gets exact ones.
 pub fn finalize(format: AudioFormat, audio: Vec<u8>) -> Vec<u8> {
     match format.encoding() {
@@ -775,18 +816,22 @@ fn store_when_complete(
     store: AudioStore,
     key: String,
     facts: ClipFacts,
+    key_guard: tokio::sync::OwnedMutexGuard<()>,
 ) -> AudioChunks {
     struct State {
         chunks: AudioChunks,
         buffer: Vec<u8>,
         failed: bool,
         done: bool,
+        /// Held until the clip is stored (or abandoned), released with the stream.
+        _key_guard: tokio::sync::OwnedMutexGuard<()>,
     }
     let state = State {
         chunks,
         buffer: Vec::new(),
         failed: false,
         done: false,
+        _key_guard: key_guard,
     };
     stream::unfold(
         (state, store, key, facts),
@@ -796,7 +841,13 @@ fn store_when_complete(
             }
             match state.chunks.next().await {
                 Some(Ok(bytes)) => {
-                    state.buffer.extend_from_slice(&bytes);
+                    if state.buffer.len() + bytes.len() > MAX_CACHED_BYTES {
+                        // Too long to keep: streamed, not cached.
+                        state.failed = true;
+                        state.buffer = Vec::new();
+                    } else if !state.failed {
+                        state.buffer.extend_from_slice(&bytes);
+                    }
                     Some((Ok(bytes), (state, store, key, facts)))
                 }
                 Some(Err(e)) => {

@@ -90,7 +90,9 @@ pub fn read_pcm16(bytes: &[u8]) -> Result<Pcm, WavError> {
 
 fn header(format_tag: u16, sample_rate: u32, bits: u16, data_len: usize) -> Vec<u8> {
     let block_align = bits / 8;
-    let data_len = u32::try_from(data_len).unwrap_or(u32::MAX - 64);
+    let data_len = u32::try_from(data_len)
+        .unwrap_or(u32::MAX)
+        .min(u32::MAX - 64);
     // Non-PCM formats (μ-law) carry a cbSize field and a fact chunk, as the spec asks.
     let extended = format_tag != 1;
     let fmt_len: u32 = if extended { 18 } else { 16 };

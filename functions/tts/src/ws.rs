@@ -6,7 +6,7 @@
 //! what is buffered), `{"type": "ping"}`.
 //!
 //! Server → client, JSON text frames: `{"type": "audio", "seq", "audio": <base64>, "format",
-//! "provider", "voice_id"}` (at most 24 KiB of audio each), then `{"type": "final",
+//! "provider", "voice_id"}` (at most 22 KiB of audio each), then `{"type": "final",
 //! "isFinal": true, "chunks", "characters", "cached", ...}`; `{"type": "buffered",
 //! "characters"}` when text waits for the end of its sentence; `{"type": "error", "code",
 //! "error"}` on a bad message or a provider failure — the socket stays open.
@@ -26,8 +26,9 @@ use crate::usage::{self, UsageEntry};
 
 /// How long a TTS connection's record lives (API Gateway closes sockets after 2 h).
 pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
-/// Audio bytes per frame (base64 keeps a frame under API Gateway's 32 KiB frame size).
-pub const AUDIO_BYTES_PER_FRAME: usize = 24 * 1024;
+/// Audio bytes per frame: base64 (4/3) plus the JSON around it stays under API Gateway's
+/// 32 KiB frame size.
+pub const AUDIO_BYTES_PER_FRAME: usize = 22 * 1024;
 /// Text buffered while waiting for a sentence end, before it is spoken anyway.
 pub const MAX_PENDING_CHARACTERS: usize = 1000;
 /// The settings a message may carry; they persist for the connection.
@@ -268,11 +269,20 @@ impl TtsSocket {
                 return Ok(response(200, None));
             }
         };
+        let mut settings = connection.settings.clone();
         for name in SETTINGS {
             if let Some(value) = message.get(name) {
-                connection.settings.insert(name.to_owned(), value.clone());
+                settings.insert(name.to_owned(), value.clone());
             }
         }
+        // Settings are checked before they are kept: a bad one never sticks to the socket.
+        if let Err(e) = serde_json::from_value::<SynthesizeBody>(Value::Object(settings.clone())) {
+            let err = ApiError::field("settings", format!("a setting has the wrong type: {e}"));
+            self.send(&connection, connection_id, &error_frame(&err))
+                .await;
+            return Ok(response(200, None));
+        }
+        connection.settings = settings;
         let flush = message.get("flush").and_then(Value::as_bool) == Some(true) || piece.is_empty();
         let combined = format!("{}{piece}", connection.pending);
         let (speak, rest) = split_pending(&combined, flush);
@@ -317,13 +327,21 @@ impl TtsSocket {
         let body: SynthesizeBody = serde_json::from_value(Value::Object(body)).map_err(|e| {
             ApiError::field("settings", format!("a setting has the wrong type: {e}"))
         })?;
-        let plan = self.tts.plan(body)?;
+        let mut plan = self.tts.plan(body)?;
+        plan.cache_scope = connection.tenant.as_str().to_owned();
         let clip = self.tts.stream(&plan).await?;
         let mut chunks = clip.chunks;
         let mut seq = 0usize;
         let mut audio = Vec::new();
-        while let Some(chunk) = chunks.next().await {
-            let bytes = chunk.map_err(crate::service::provider_error)?;
+        let mut failure = None;
+        'stream: while let Some(chunk) = chunks.next().await {
+            let bytes = match chunk {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    failure = Some(e);
+                    break 'stream;
+                }
+            };
             audio.extend_from_slice(&bytes);
             for piece in bytes.chunks(AUDIO_BYTES_PER_FRAME) {
                 let frame = json!({
@@ -335,7 +353,7 @@ impl TtsSocket {
                     "voice_id": clip.voice_id,
                 });
                 if !self.send(connection, connection_id, &frame).await {
-                    return Ok(());
+                    break 'stream;
                 }
                 seq += 1;
             }
@@ -370,6 +388,9 @@ impl TtsSocket {
         .await
         {
             tracing::error!(error = %e, "usage not recorded");
+        }
+        if let Some(e) = failure {
+            return Err(crate::service::provider_error(e));
         }
         let frame = json!({
             "type": "final",
