@@ -101,21 +101,18 @@ pub async fn run(
         let _ = axum::serve(listener, app).await;
     });
 
+    let lambda_dir =
+        lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
+    let tts_target = crate::tts_bench::Target {
+        base: &base,
+        secret: &secret,
+        azure_url: &fakes.azure_url,
+        s3_url: &standins.s3.url,
+        dynamodb_url: &standins.dynamodb.url,
+        table: &core,
+    };
     if tts_only {
-        let lambda_dir =
-            lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
-        return crate::tts_bench::run(
-            &crate::tts_bench::Target {
-                base: &base,
-                secret: &secret,
-                azure_url: &fakes.azure_url,
-                s3_url: &standins.s3.url,
-                dynamodb_url: &standins.dynamodb.url,
-                table: &core,
-            },
-            &lambda_dir,
-        )
-        .await;
+        return crate::tts_bench::run(&tts_target, &lambda_dir).await;
     }
     if realtime_only {
         sse_bench(&base, &secret).await?;
@@ -241,24 +238,8 @@ pub async fn run(
         websocket_bench(&base, &secret, clients).await?;
     }
 
-    let lambda_dir_path = lambda_dir
-        .clone()
-        .unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
-    crate::tts_bench::run(
-        &crate::tts_bench::Target {
-            base: &base,
-            secret: &secret,
-            azure_url: &fakes.azure_url,
-            s3_url: &standins.s3.url,
-            dynamodb_url: &standins.dynamodb.url,
-            table: &core,
-        },
-        &lambda_dir_path,
-    )
-    .await?;
+    crate::tts_bench::run(&tts_target, &lambda_dir).await?;
 
-    let lambda_dir =
-        lambda_dir.unwrap_or_else(|| standins::project_root().join("target").join("lambda"));
     println!("\nLambda binaries ({}):", lambda_dir.display());
     let agent_token = token_for_lambda;
     for (function, path) in [
