@@ -90,7 +90,11 @@ impl AzureSpeech {
             .header(reqwest::header::CONTENT_TYPE, "application/ssml+xml")
             .header(
                 "X-Microsoft-OutputFormat",
-                request.format.azure_output_format(),
+                if streaming {
+                    request.format.azure_stream_output_format()
+                } else {
+                    request.format.azure_output_format()
+                },
             )
             .header(reqwest::header::USER_AGENT, USER_AGENT)
             .timeout(if streaming {
@@ -217,10 +221,16 @@ impl SpeechProvider for AzureSpeech {
     ) -> BoxFuture<'a, Result<AudioChunks, ProviderError>> {
         async move {
             let response = self.send(request, true).await?;
-            let chunks = response
+            let body = response
                 .bytes_stream()
                 .map_err(|e| transport_error(ProviderKind::Azure, &e));
-            Ok(chunks.boxed())
+            let chunks: AudioChunks = match request.format.streaming_wav_header() {
+                Some(header) => futures_util::stream::once(async move { Ok(Bytes::from(header)) })
+                    .chain(body)
+                    .boxed(),
+                None => body.boxed(),
+            };
+            Ok(chunks)
         }
         .boxed()
     }

@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audio::{Encoding, duration_seconds, streaming_wav_header};
+use crate::audio::{Encoding, duration_seconds};
 use crate::config::Secret;
 use crate::formats::AudioFormat;
 use crate::provider::{
@@ -208,18 +208,6 @@ async fn elevenlabs_error(response: reqwest::Response, voice_id: &str) -> Provid
     }
 }
 
-/// The WAV header we put before ElevenLabs' headerless PCM / μ-law, if `format` needs one.
-fn wav_prefix(format: AudioFormat) -> Option<Vec<u8>> {
-    match format.encoding() {
-        Encoding::Pcm16 {
-            sample_rate,
-            riff: true,
-        } => Some(streaming_wav_header(1, sample_rate, 16)),
-        Encoding::Mulaw { riff: true } => Some(streaming_wav_header(7, 8000, 8)),
-        _ => None,
-    }
-}
-
 /// Wraps a whole headerless clip in a proper WAV container.
 fn wrap_whole(format: AudioFormat, raw: Bytes) -> Bytes {
     match format.encoding() {
@@ -316,7 +304,7 @@ impl SpeechProvider for ElevenLabs {
             let body = response
                 .bytes_stream()
                 .map_err(|e| transport_error(ProviderKind::ElevenLabs, &e));
-            let chunks: AudioChunks = match wav_prefix(request.format) {
+            let chunks: AudioChunks = match request.format.streaming_wav_header() {
                 Some(header) => stream::once(async move { Ok(Bytes::from(header)) })
                     .chain(body)
                     .boxed(),

@@ -82,6 +82,29 @@ impl AudioFormat {
         }
     }
 
+    /// The header a streamed clip of this format starts with when the provider sends
+    /// headerless samples (WAV formats; sizes unknown until the end).
+    pub fn streaming_wav_header(self) -> Option<Vec<u8>> {
+        match self.encoding() {
+            Encoding::Pcm16 {
+                sample_rate,
+                riff: true,
+            } => Some(crate::audio::streaming_wav_header(1, sample_rate, 16)),
+            Encoding::Mulaw { riff: true } => Some(crate::audio::streaming_wav_header(7, 8000, 8)),
+            _ => None,
+        }
+    }
+
+    /// Azure Speech's `X-Microsoft-OutputFormat` when streaming: FACTS lists the `riff-*`
+    /// formats as non-streaming, so WAV formats stream as `raw-*` behind our own header.
+    pub fn azure_stream_output_format(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "raw-24khz-16bit-mono-pcm",
+            AudioFormat::MulawWav => "raw-8khz-8bit-mono-mulaw",
+            other => other.azure_output_format(),
+        }
+    }
+
     /// Azure Speech's `X-Microsoft-OutputFormat` for this format.
     pub fn azure_output_format(self) -> &'static str {
         match self {
