@@ -359,18 +359,7 @@ pub fn streaming_wav_header(tag: u16, sample_rate: u32, bits: u16) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn tone(rate: u32, seconds: f64) -> Pcm {
-        let n = (f64::from(rate) * seconds) as usize;
-        Pcm {
-            sample_rate: rate,
-            samples: (0..n)
-                .map(|i| {
-                    let t = i as f64 / f64::from(rate);
-                    (9000.0 * (2.0 * std::f64::consts::PI * 330.0 * t).sin()) as i16
-                })
-                .collect(),
-        }
-    }
+    use crate::wav::tests::tone;
 
     #[test]
     fn provider_format_names_parse_as_their_contracts_spell_them() {

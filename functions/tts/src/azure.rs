@@ -6,7 +6,6 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
-use crate::audio::duration_seconds;
 use crate::config::Secret;
 use crate::provider::{
     AudioChunks, ProviderError, ProviderKind, SpeechProvider, SynthesisRequest, Voice,
@@ -199,18 +198,12 @@ impl SpeechProvider for AzureSpeech {
         request: &'a SynthesisRequest,
     ) -> BoxFuture<'a, Result<Bytes, ProviderError>> {
         async move {
+            // The service measures (and so checks) the audio once it has it.
             let response = self.send(request, false).await?;
-            let bytes = response
+            response
                 .bytes()
                 .await
-                .map_err(|e| transport_error(ProviderKind::Azure, &e))?;
-            duration_seconds(&bytes, request.format.encoding()).map_err(|e| {
-                ProviderError::BadAudio {
-                    provider: ProviderKind::Azure,
-                    detail: e.to_string(),
-                }
-            })?;
-            Ok(bytes)
+                .map_err(|e| transport_error(ProviderKind::Azure, &e))
         }
         .boxed()
     }

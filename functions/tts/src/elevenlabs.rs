@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::audio::{Encoding, duration_seconds};
+use crate::audio::Encoding;
 use crate::config::Secret;
 use crate::formats::AudioFormat;
 use crate::provider::{
@@ -283,14 +283,8 @@ impl SpeechProvider for ElevenLabs {
                 .bytes()
                 .await
                 .map_err(|e| transport_error(ProviderKind::ElevenLabs, &e))?;
-            let audio = wrap_whole(request.format, raw);
-            duration_seconds(&audio, request.format.encoding()).map_err(|e| {
-                ProviderError::BadAudio {
-                    provider: ProviderKind::ElevenLabs,
-                    detail: e.to_string(),
-                }
-            })?;
-            Ok(audio)
+            // The service measures (and so checks) the audio once it has it.
+            Ok(wrap_whole(request.format, raw))
         }
         .boxed()
     }

@@ -221,10 +221,11 @@ pub fn raw_mulaw_8k(pcm: &Pcm) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tone(rate: u32, seconds: f64) -> Pcm {
+    /// A 440 Hz sine of `seconds` at `rate` (shared by the audio tests).
+    pub(crate) fn tone(rate: u32, seconds: f64) -> Pcm {
         let n = (f64::from(rate) * seconds) as usize;
         Pcm {
             sample_rate: rate,
