@@ -56,12 +56,16 @@ pub(crate) fn print_series(label: &str, s: &Series) {
     );
 }
 
+/// One simulated second of the benchmark's Twilio simulator (rings last 2 of them).
+const SIM_SECOND: Duration = Duration::from_millis(5);
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(
     requests: usize,
     lambda_dir: Option<PathBuf>,
     realtime_only: bool,
     tts_only: bool,
+    telephony_only: bool,
 ) -> Result<(), String> {
     println!(
         "Vocelio benchmark ({} requests per series, {} cores)",
@@ -87,16 +91,28 @@ pub async fn run(
     let secret = config.jwt_secret.expose().to_owned();
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
-    let _follower =
-        crate::app::spawn_stream_follower(realtime.clone(), &standins.dynamodb.url, &core);
     let (fakes, _fake_tasks) = stack::start_speech_fakes().await?;
     let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     })?;
+    let (simulator, _simulator_task) = stack::start_twilio_simulator(&base, SIM_SECOND).await?;
+    let telephony = stack::local_telephony(
+        state.clone(),
+        Some(tts.clone()),
+        &simulator.base_url,
+        &base,
+        &|_: &str| None,
+    )?;
+    let _follower = crate::app::spawn_stream_follower(
+        realtime.clone(),
+        Some(telephony.clone()),
+        &standins.dynamodb.url,
+        &core,
+    );
     let gateway = crate::gateway::LocalGateway::new(realtime.clone()).with_tts(
         tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
     );
-    let app = crate::app::app(state.clone(), &gateway, tts.clone());
+    let app = crate::app::app(state.clone(), &gateway, tts.clone(), telephony.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -113,6 +129,16 @@ pub async fn run(
     };
     if tts_only {
         return crate::tts_bench::run(&tts_target, &lambda_dir).await;
+    }
+    let telephony_target = crate::telephony_bench::Target {
+        base: &base,
+        secret: &secret,
+        simulator: &simulator,
+        state: &state,
+        second: SIM_SECOND,
+    };
+    if telephony_only {
+        return crate::telephony_bench::run(&telephony_target, requests).await;
     }
     if realtime_only {
         sse_bench(&base, &secret).await?;
@@ -239,6 +265,7 @@ pub async fn run(
     }
 
     crate::tts_bench::run(&tts_target, &lambda_dir).await?;
+    crate::telephony_bench::run(&telephony_target, requests).await?;
 
     println!("\nLambda binaries ({}):", lambda_dir.display());
     let agent_token = token_for_lambda;

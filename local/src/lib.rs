@@ -9,4 +9,5 @@ pub mod stack;
 pub mod standins;
 pub mod streams;
 pub mod tables;
+mod telephony_bench;
 mod tts_bench;

@@ -46,6 +46,9 @@ enum Cmd {
         /// Only the TTS series (cache hits, synthesis speed, streaming, provider calls, RSS).
         #[arg(long)]
         tts_only: bool,
+        /// Only the telephony series (signed status callbacks, make → in-progress).
+        #[arg(long)]
+        telephony_only: bool,
     },
     /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
     Token {
@@ -87,7 +90,17 @@ async fn main() -> ExitCode {
             lambda_dir,
             realtime_only,
             tts_only,
-        } => vocelio_local::bench::run(requests, lambda_dir, realtime_only, tts_only).await,
+            telephony_only,
+        } => {
+            vocelio_local::bench::run(
+                requests,
+                lambda_dir,
+                realtime_only,
+                tts_only,
+                telephony_only,
+            )
+            .await
+        }
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -131,6 +144,16 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let tts = stack::local_tts(&aws, &fakes, &|name: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     })?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (simulator, simulator_task) =
+        stack::start_twilio_simulator(&base, std::time::Duration::from_secs(1)).await?;
+    let telephony = stack::local_telephony(
+        state.clone(),
+        Some(tts.clone()),
+        &simulator.base_url,
+        &base,
+        &env,
+    )?;
     let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone()).with_tts(
         tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
     );
@@ -142,6 +165,8 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  WebSocket:           {ws}/ws?token=... and {ws}/ws/transfers?token=...\
          \n  SSE:                 {base}/api/calls/active/events?token=...\
          \n  TTS:                 {base}/tiers, /voices/{{provider}}, /synthesize, /stream/synthesize\
+         \n  Telephony:           {base}/api/calls/make, /api/calls/{{call_sid}}/status, /admin/register-flow; Twilio webhooks at {base}/twilio/...\
+         \n  Twilio simulator:    {} (account {}; its calls at /__sim/calls)\
          \n  Azure Speech fake:   {} (key {})\
          \n  ElevenLabs fake:     {} (key {})\
          \n  DynamoDB Local:      {} (tables: {})\
@@ -153,9 +178,15 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  curl -s {base}/api/departments -H \"Authorization: Bearer $TOKEN\"\
          \n  curl -s -X POST {base}/synthesize -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
          \n       -d '{{\"text\": \"Hello world\", \"voice_id\": \"en-US-AriaNeural\", \"provider\": \"azure\"}}' -D - -o hello.mp3\
+         \n  curl -s -X POST {base}/api/calls/make -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"to\": \"+14155550123\", \"message\": \"Hello from Vocelio\", \"voice_settings\": {{\"provider\": \"azure\", \"voice_id\": \"en-US-AriaNeural\"}}}}'\
+         \n  curl -s {base}/api/calls/CA.../status -H \"Authorization: Bearer $TOKEN\"   # the call_sid above: ringing, in-progress, completed\
+         \n  curl -s -X POST {twilio}/__sim/inbound -H 'Content-Type: application/json' -d '{{\"from\": \"+14155550177\", \"to\": \"<a number you registered>\"}}'\
          \n\nOther tokens: cargo run -p vocelio-local -- token --tenant demo --user ana --role agent\
          \nCtrl-C stops everything this command started.\n",
         started.elapsed().as_secs_f64(),
+        simulator.base_url,
+        twilio_sim::ACCOUNT_SID,
         fakes.azure_url,
         vocelio_local::fakes::AZURE_FAKE_KEY,
         fakes.elevenlabs_url,
@@ -168,16 +199,23 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
             .join(", "),
         standins.s3.url,
         stack::LOCAL_BUCKET,
+        twilio = simulator.base_url,
     );
     let sweeper = app::spawn_sweeper(state.clone(), std::time::Duration::from_secs(1));
-    let follower = app::spawn_stream_follower(realtime, &standins.dynamodb.url, &core);
-    axum::serve(listener, app::app(state, &gateway, tts))
+    let follower = app::spawn_stream_follower(
+        realtime,
+        Some(telephony.clone()),
+        &standins.dynamodb.url,
+        &core,
+    );
+    axum::serve(listener, app::app(state, &gateway, tts, telephony))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     sweeper.abort();
     follower.abort();
     fake_tasks.iter().for_each(|task| task.abort());
+    simulator_task.abort();
     eprintln!("[local] stopping stand-ins");
     drop(standins);
     Ok(())

@@ -174,6 +174,59 @@ pub async fn start_speech_fakes() -> Result<(SpeechFakes, Vec<tokio::task::JoinH
     ))
 }
 
+/// The telephony function over the stand-ins: the process environment first (real Twilio
+/// credentials reach the real Twilio), then local defaults — the simulator's account, token
+/// and URL, a local caller ID, and `webhooks_base` (where the simulator reaches our
+/// `/twilio/...` webhooks).
+pub fn local_telephony(
+    state: AppState,
+    tts: Option<tts::Tts>,
+    simulator_url: &str,
+    webhooks_base: &str,
+    source: &dyn Fn(&str) -> Option<String>,
+) -> Result<telephony::Telephony, String> {
+    // `LOCAL_TWILIO_SIMULATOR=off`: no simulator defaults (telephony answers 503 unless
+    // real TWILIO_* settings are given).
+    let real = source("TWILIO_ACCOUNT_SID").is_some()
+        || source("LOCAL_TWILIO_SIMULATOR").is_some_and(|v| v == "off");
+    let simulator_url = simulator_url.to_owned();
+    let webhooks_base = webhooks_base.to_owned();
+    let config = telephony::config::TelephonyConfig::from_source(&move |name: &str| {
+        source(name).or_else(|| match name {
+            "TWILIO_ACCOUNT_SID" if !real => Some(twilio_sim::ACCOUNT_SID.to_owned()),
+            "TWILIO_AUTH_TOKEN" if !real => Some(twilio_sim::AUTH_TOKEN.to_owned()),
+            "TWILIO_API_BASE" if !real => Some(simulator_url.clone()),
+            "TWILIO_PHONE_NUMBER" if !real => Some(LOCAL_CALLER_ID.to_owned()),
+            "TWILIO_WEBHOOK_BASE_URL" if !real || source("TWILIO_ACCOUNT_SID").is_some() => {
+                Some(webhooks_base.clone())
+            }
+            _ => None,
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    telephony::Telephony::new(state, config, tts)
+}
+
+/// Starts the Twilio simulator of the local stack: inbound calls go to the voice webhook
+/// under `webhooks_base`, their status callbacks to its status webhook; `second` is the
+/// real length of one simulated second.
+pub async fn start_twilio_simulator(
+    webhooks_base: &str,
+    second: std::time::Duration,
+) -> Result<(twilio_sim::Simulator, tokio::task::JoinHandle<()>), String> {
+    twilio_sim::start(twilio_sim::SimOptions {
+        second,
+        voice_url: Some(format!("{webhooks_base}/twilio/voice")),
+        status_callback_url: Some(format!("{webhooks_base}/twilio/status")),
+        ..twilio_sim::SimOptions::default()
+    })
+    .await
+    .map_err(|e| format!("Twilio simulator: {e}"))
+}
+
+/// The caller ID of outbound calls in the local stack.
+pub const LOCAL_CALLER_ID: &str = "+14155550100";
+
 /// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.
 pub fn mint_token(
     secret: &str,

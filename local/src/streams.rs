@@ -2,7 +2,8 @@
 //! table's stream on DynamoDB Local (DescribeStream, GetShardIterator, GetRecords over the
 //! DynamoDB Streams JSON protocol), applies the template's filter (new event-log items
 //! only) and invokes the realtime function's Lambda entry point with the batch, records
-//! exactly as GetRecords returns them plus `eventSourceARN`, as Lambda does.
+//! exactly as GetRecords returns them plus `eventSourceARN`, as Lambda does; the telephony
+//! consumer gets the same batches (its own mapping on AWS).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -106,7 +107,12 @@ pub fn passes_filter(record: &Value) -> bool {
 /// Follows the stream of `table` at `dynamodb_url` and invokes `realtime` with each batch
 /// until the task is aborted. Shards open when it starts are read from their latest
 /// record; shards that appear later from their start.
-pub async fn follow(realtime: Realtime, dynamodb_url: String, table: String) {
+pub async fn follow(
+    realtime: Realtime,
+    telephony: Option<telephony::Telephony>,
+    dynamodb_url: String,
+    table: String,
+) {
     let api = StreamsApi {
         http: reqwest::Client::new(),
         url: dynamodb_url,
@@ -212,7 +218,11 @@ pub async fn follow(realtime: Realtime, dynamodb_url: String, table: String) {
                 continue;
             }
             any = true;
-            invoke(&realtime, json!({ "Records": records })).await;
+            let batch = json!({ "Records": records });
+            if let Some(telephony) = &telephony {
+                invoke_telephony(telephony, &batch).await;
+            }
+            invoke(&realtime, batch).await;
         }
         if !any {
             tokio::time::sleep(IDLE_POLL).await;
@@ -232,4 +242,18 @@ async fn invoke(realtime: &Realtime, batch: Value) {
         }
     }
     tracing::error!("fan-out batch dropped after 3 attempts");
+}
+
+/// One invocation of the telephony consumer, with the same retry policy.
+async fn invoke_telephony(telephony: &telephony::Telephony, batch: &Value) {
+    for attempt in 0..3 {
+        match telephony::events::handle_batch(telephony, batch).await {
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, attempt, "telephony batch failed");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!("telephony batch dropped after 3 attempts");
 }

@@ -1,8 +1,10 @@
 //! The per-tenant event log: every state change writes one domain event in the same
-//! transaction as the change. Real-time delivery (WebSocket, SSE) reads only from here.
+//! transaction as the change. Real-time delivery (WebSocket, SSE) reads only from here;
+//! the stream consumers (fan-out, telephony) read its inserts from DynamoDB Streams batches.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::clock;
@@ -108,4 +110,76 @@ impl DomainEvent {
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+}
+
+/// One domain event as written by the functions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LogEvent {
+    /// `evt_<uuid v7>`: sorts by time.
+    pub event_id: String,
+    /// The event type (`transfer_initiated`, ...).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// Its payload.
+    pub data: serde_json::Value,
+}
+
+/// Converts a DynamoDB JSON value (`{"S": "x"}`, `{"M": {...}}`, ...) into plain JSON.
+pub fn plain(value: &Value) -> Value {
+    let Some((kind, inner)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return Value::Null;
+    };
+    match (kind.as_str(), inner) {
+        ("S", v) => v.clone(),
+        ("N", Value::String(n)) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::String(n.clone())),
+        ("BOOL", v) => v.clone(),
+        ("NULL", _) => Value::Null,
+        ("M", Value::Object(m)) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), plain(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
+        ("SS" | "BS", v) => v.clone(),
+        ("NS", Value::Array(items)) => {
+            Value::Array(items.iter().map(|n| plain(&json!({ "N": n }))).collect())
+        }
+        ("B", v) => v.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// One event-log record of a stream batch.
+#[derive(Debug, Clone)]
+pub struct StreamedEvent {
+    pub tenant: TenantId,
+    pub event: LogEvent,
+}
+
+/// The event-log inserts of a DynamoDB Streams batch, in stream order; other records
+/// (updates, removals, other items) are skipped.
+pub fn events_of_batch(batch: &Value) -> Vec<StreamedEvent> {
+    let records = batch
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    records
+        .iter()
+        .filter(|r| r.get("eventName").and_then(Value::as_str) == Some("INSERT"))
+        .filter_map(|r| r.pointer("/dynamodb/NewImage"))
+        .map(|image| plain(&json!({ "M": image })))
+        .filter(|item| item.get("entity").and_then(Value::as_str) == Some("event"))
+        .filter_map(|item| {
+            let tenant = TenantId::parse(item.get("tenant_id")?.as_str()?).ok()?;
+            let event = serde_json::from_value::<LogEvent>(item).ok()?;
+            Some(StreamedEvent { tenant, event })
+        })
+        .collect()
 }

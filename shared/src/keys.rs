@@ -147,6 +147,38 @@ pub fn idempotency_pk(tenant: &TenantId, operation: &str, key: &str) -> String {
 /// The sort key of idempotency records.
 pub const IDEMPOTENCY_SK: &str = "IDEM";
 
+/// A tenant's call flows (one item each, `FLOW#<flow_id>`).
+pub fn flows_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#FLOWS")
+}
+
+/// The sort key of a call flow.
+pub fn flow_sk(flow_id: &str) -> String {
+    format!("FLOW#{flow_id}")
+}
+
+/// The owner of a phone number (E.164): which tenant and flow answer it. Not tenant-first,
+/// like [`carrier_call_pk`]: the carrier's webhook names only the number, and the item
+/// carries the tenant, so a number belongs to one tenant at most.
+pub fn phone_number_pk(e164: &str) -> String {
+    format!("PHONENUMBER#{e164}")
+}
+
+/// The carrier's call id (a Twilio `CallSid`) → the tenant and call it belongs to. Status
+/// callbacks name only the SID; the item carries the tenant.
+pub fn carrier_call_pk(call_sid: &str) -> String {
+    format!("CARRIER#TWILIO#CALL#{call_sid}")
+}
+
+/// The sort key of [`phone_number_pk`] and [`carrier_call_pk`] items.
+pub const OWNER_SK: &str = "OWNER";
+
+/// The marker of one carrier leg of a transfer (`caller`, or an agent id): written once,
+/// so a redelivered event never dials twice.
+pub fn transfer_leg_sk(who: &str) -> String {
+    format!("LEG#{who}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use vocelio_shared::ids::TenantId;
 use vocelio_shared::{ApiError, ApiResult, clock};
 
@@ -18,7 +18,7 @@ use crate::Realtime;
 use crate::channels::{Channel, event_frame, facets, matches};
 use crate::connections::Subscription;
 use crate::delivery::Delivery;
-use crate::log::LogEvent;
+pub use vocelio_shared::events::{StreamedEvent, events_of_batch, plain};
 
 /// What one batch did (logged; also the function's result).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,64 +33,6 @@ pub struct FanoutReport {
     pub failed: usize,
     /// `transfer_status` summaries sent.
     pub summaries: usize,
-}
-
-/// Converts a DynamoDB JSON value (`{"S": "x"}`, `{"M": {...}}`, ...) into plain JSON.
-pub fn plain(value: &Value) -> Value {
-    let Some((kind, inner)) = value.as_object().and_then(|o| o.iter().next()) else {
-        return Value::Null;
-    };
-    match (kind.as_str(), inner) {
-        ("S", v) => v.clone(),
-        ("N", Value::String(n)) => n
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| n.parse::<f64>().map(Value::from))
-            .unwrap_or_else(|_| Value::String(n.clone())),
-        ("BOOL", v) => v.clone(),
-        ("NULL", _) => Value::Null,
-        ("M", Value::Object(m)) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), plain(v)))
-                .collect::<Map<_, _>>(),
-        ),
-        ("L", Value::Array(items)) => Value::Array(items.iter().map(plain).collect()),
-        ("SS" | "BS", v) => v.clone(),
-        ("NS", Value::Array(items)) => {
-            Value::Array(items.iter().map(|n| plain(&json!({ "N": n }))).collect())
-        }
-        ("B", v) => v.clone(),
-        _ => Value::Null,
-    }
-}
-
-/// One event-log record of a stream batch.
-#[derive(Debug, Clone)]
-pub struct StreamedEvent {
-    pub tenant: TenantId,
-    pub event: LogEvent,
-}
-
-/// The event-log inserts of a DynamoDB Streams batch, in stream order; other records
-/// (updates, removals, other items) are skipped.
-pub fn events_of_batch(batch: &Value) -> Vec<StreamedEvent> {
-    let records = batch
-        .get("Records")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    records
-        .iter()
-        .filter(|r| r.get("eventName").and_then(Value::as_str) == Some("INSERT"))
-        .filter_map(|r| r.pointer("/dynamodb/NewImage"))
-        .map(|image| plain(&json!({ "M": image })))
-        .filter(|item| item.get("entity").and_then(Value::as_str) == Some("event"))
-        .filter_map(|item| {
-            let tenant = TenantId::parse(item.get("tenant_id")?.as_str()?).ok()?;
-            let event = serde_json::from_value::<LogEvent>(item).ok()?;
-            Some(StreamedEvent { tenant, event })
-        })
-        .collect()
 }
 
 /// Whether an event changes what the `transfer_status` summary shows.

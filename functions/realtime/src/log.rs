@@ -1,24 +1,11 @@
 //! Reading the tenant's event log: every state change, in order, by time-ordered id.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::Deserialize;
 use vocelio_shared::dynamo::{from_record, sdk_error};
 use vocelio_shared::ids::TenantId;
 use vocelio_shared::{ApiResult, AppState, keys};
 
-/// One domain event as written by the functions.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct LogEvent {
-    /// `evt_<uuid v7>`: sorts by time.
-    pub event_id: String,
-    /// The event type (`transfer_initiated`, ...).
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// When it happened (RFC 3339).
-    pub at: String,
-    /// Its payload.
-    pub data: serde_json::Value,
-}
+pub use vocelio_shared::events::LogEvent;
 
 /// Whether `id` has the shape of an event id (so it can bound a Query).
 pub fn is_event_id(id: &str) -> bool {

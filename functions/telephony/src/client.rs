@@ -159,6 +159,32 @@ impl CallUpdate {
     }
 }
 
+/// A change to a conference participant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParticipantUpdate {
+    /// `Muted`.
+    Mute(bool),
+    /// `Hold`; while held the participant hears `hold_url`.
+    Hold { hold: bool, hold_url: String },
+}
+
+impl ParticipantUpdate {
+    fn form(&self) -> Vec<(String, String)> {
+        match self {
+            ParticipantUpdate::Mute(muted) => vec![("Muted".into(), muted.to_string())],
+            ParticipantUpdate::Hold {
+                hold: true,
+                hold_url,
+            } => vec![
+                ("Hold".into(), "true".into()),
+                ("HoldUrl".into(), hold_url.clone()),
+                ("HoldMethod".into(), "GET".into()),
+            ],
+            ParticipantUpdate::Hold { hold: false, .. } => vec![("Hold".into(), "false".into())],
+        }
+    }
+}
+
 impl TwilioClient {
     /// A client for `account_sid` at `base_url` (`https://api.twilio.com`).
     pub fn new(
@@ -245,6 +271,30 @@ impl TwilioClient {
             self.http
                 .post(self.url(&format!("/Calls/{call_sid}.json")))
                 .form(&update.form()),
+        )
+        .await
+    }
+
+    /// Mutes / holds a conference participant (`Muted`, `Hold` + `HoldUrl` + `HoldMethod`).
+    pub async fn update_participant(
+        &self,
+        conference_sid: &str,
+        call_sid: &str,
+        change: &ParticipantUpdate,
+    ) -> Result<serde_json::Value, TwilioFailure> {
+        self.check_call_sid(call_sid)?;
+        if !is_sid("CF", conference_sid) {
+            return Err(TwilioFailure::Invalid {
+                code: Some(20404),
+                message: "not a Twilio conference SID (CF followed by 32 hex digits)".into(),
+            });
+        }
+        self.send(
+            self.http
+                .post(self.url(&format!(
+                    "/Conferences/{conference_sid}/Participants/{call_sid}.json"
+                )))
+                .form(&change.form()),
         )
         .await
     }

@@ -779,11 +779,22 @@ impl<'a> Engine<'a> {
 
     /// Registers a call (idempotent on `call_id`: the same call again returns it).
     pub async fn create_call(&self, call: Call) -> ApiResult<Call> {
+        self.create_call_with(call, Vec::new()).await
+    }
+
+    /// Registers a call together with `extra` writes (index items, idempotency records) in
+    /// one transaction.
+    pub async fn create_call_with(
+        &self,
+        call: Call,
+        extra: Vec<TransactWriteItem>,
+    ) -> ApiResult<Call> {
         let now = clock::now();
-        let actions = vec![
+        let mut actions = vec![
             self.store.create_call(&call)?,
             self.event(types::CALL_STATUS_UPDATE, call_event(&call, now), now)?,
         ];
+        actions.extend(extra);
         match self.commit(actions).await? {
             None => Ok(call),
             Some(c) if c.condition_failed(0) => {
@@ -815,6 +826,20 @@ impl<'a> Engine<'a> {
     where
         F: Fn(&Call, OffsetDateTime) -> ApiResult<Call>,
     {
+        self.update_call_with(call_id, |call, now| {
+            change(call, now).map(|next| Some((next, Vec::new())))
+        })
+        .await
+    }
+
+    /// Like [`Self::update_call`], but `change` may decide there is nothing to do (`None`:
+    /// no write, no event; the call is returned as it is) and may add writes of its own
+    /// (index items, idempotency records) to the same transaction. The write is conditioned
+    /// on the version read, so two concurrent changes never both apply to the same state.
+    pub async fn update_call_with<F>(&self, call_id: &str, change: F) -> ApiResult<Call>
+    where
+        F: Fn(&Call, OffsetDateTime) -> ApiResult<Option<(Call, Vec<TransactWriteItem>)>>,
+    {
         for _ in 0..ATTEMPTS {
             let (call, version) = self
                 .store
@@ -822,11 +847,17 @@ impl<'a> Engine<'a> {
                 .await?
                 .ok_or_else(|| ApiError::not_found("call"))?;
             let now = clock::now();
-            let next = change(&call, now)?;
+            let Some((next, extra)) = change(&call, now)? else {
+                return Ok(call);
+            };
             if next.status.is_ended()
                 && let Some(open) = &call.open_transfer_id
             {
-                self.cancel(None, open, Some("call_ended".into())).await?;
+                match self.cancel(None, open, Some("call_ended".into())).await {
+                    // Ended meanwhile (completed by its agent): nothing left to cancel.
+                    Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
                 continue;
             }
             let mut actions = vec![
@@ -840,6 +871,7 @@ impl<'a> Engine<'a> {
                     now,
                 )?);
             }
+            actions.extend(extra);
             if self.commit(actions).await?.is_none() {
                 return Ok(next);
             }

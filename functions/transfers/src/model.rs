@@ -102,8 +102,42 @@ pub struct Call {
     pub connected_at: Option<String>,
     #[serde(default)]
     pub transfers: Vec<TransferSummary>,
+    /// The carrier's view of the call (Twilio's status, sequence, price, conference), when
+    /// the telephony adapter placed or answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<CarrierLeg>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The carrier's state of a call, kept current by its status callbacks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CarrierLeg {
+    /// `twilio`.
+    pub provider: String,
+    /// The carrier's own status (`queued`, `ringing`, `in-progress`, `completed`, ...).
+    pub status: String,
+    /// The highest callback `SequenceNumber` applied.
+    pub sequence: Option<u32>,
+    /// The carrier's direction (`inbound`, `outbound-api`).
+    pub direction: String,
+    /// The number dialled (E.164) and the number shown to the callee.
+    pub to: String,
+    pub from: String,
+    /// When the callee answered.
+    pub answered_at: Option<String>,
+    /// What the carrier charged (negative, in `price_unit`), once it says.
+    pub price: Option<f64>,
+    pub price_unit: Option<String>,
+    /// The conference the call sits in (a department transfer), and its SID once known.
+    pub conference: Option<String>,
+    pub conference_sid: Option<String>,
+    pub muted: bool,
+    pub on_hold: bool,
+    /// The number a cold transfer dialled.
+    pub transferred_to: Option<String>,
+    /// When the carrier's state was last read (callback or fetch).
+    pub synced_at: String,
 }
 
 impl Call {

@@ -202,6 +202,7 @@ impl CreateCall {
             open_transfer_id: None,
             connected_at: None,
             transfers: Vec::new(),
+            carrier: None,
             created_at: at.clone(),
             updated_at: at,
         })

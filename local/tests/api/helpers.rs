@@ -17,7 +17,15 @@ pub struct Stand {
     pub dynamodb_url: String,
     pub s3_url: String,
     pub tables: Vec<TableSpec>,
+    /// The run's Twilio simulator (one simulated second = [`SIM_SECOND`]).
+    pub twilio: twilio_sim::Simulator,
+    /// Where the simulator reaches our webhooks: the stack app of the stream follower,
+    /// alive for the whole run (every test app serves the same routes over the same table).
+    pub hooks_base: String,
 }
+
+/// One simulated second of the test run's Twilio simulator.
+pub const SIM_SECOND: std::time::Duration = std::time::Duration::from_millis(20);
 
 static STAND: OnceLock<Result<Stand, String>> = OnceLock::new();
 
@@ -35,12 +43,15 @@ pub fn stand() -> &'static Stand {
                 aws.provision(&standins::project_root().join("template.yaml"))
                     .await
             })?;
+            let (twilio, hooks_base) =
+                start_stream_follower(&standins.dynamodb.url, &standins.s3.url)?;
             let stand = Stand {
                 dynamodb_url: standins.dynamodb.url.clone(),
                 s3_url: standins.s3.url.clone(),
                 tables,
+                twilio,
+                hooks_base,
             };
-            start_stream_follower(&stand)?;
             // Kept running for the whole run; their supervisors stop them by PID when this
             // test process exits.
             std::mem::forget(standins);
@@ -55,12 +66,16 @@ pub fn stand() -> &'static Stand {
     }
 }
 
-/// Starts the one stream follower of this run (as the one event source mapping of a stack)
-/// on its own thread: it invokes the realtime fan-out for every app the tests start, each
-/// connection recording the endpoint of the app it connected to.
-fn start_stream_follower(stand: &Stand) -> Result<(), String> {
-    let dynamodb_url = stand.dynamodb_url.clone();
-    let s3_url = stand.s3_url.clone();
+/// Starts, on their own thread for the whole run, the Twilio simulator, the stack app the
+/// simulator calls back (the merged router, as `up` serves it) and the one stream follower
+/// (as the event source mappings of a stack: the realtime fan-out, each connection
+/// recording the endpoint of the app it connected to, and the telephony consumer).
+fn start_stream_follower(
+    dynamodb_url: &str,
+    s3_url: &str,
+) -> Result<(twilio_sim::Simulator, String), String> {
+    let dynamodb_url = dynamodb_url.to_owned();
+    let s3_url = s3_url.to_owned();
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,20 +90,52 @@ fn start_stream_follower(stand: &Stand) -> Result<(), String> {
             }
         };
         runtime.block_on(async move {
-            let aws = LocalAws::connect(&dynamodb_url, &s3_url).await;
-            let config = match stack::local_config_with("http://127.0.0.1:1", &|_| None) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
-                    return;
-                }
+            let started = async {
+                let aws = LocalAws::connect(&dynamodb_url, &s3_url).await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let base = format!(
+                    "http://{}",
+                    listener.local_addr().map_err(|e| e.to_string())?
+                );
+                let config =
+                    stack::local_config_with(&base, &|_| None).map_err(|e| e.to_string())?;
+                let table = config.table_name.clone();
+                let state = stack::local_state(config, &aws);
+                let realtime = stack::local_realtime(state.clone(), &aws)?;
+                let (twilio, _) = stack::start_twilio_simulator(&base, SIM_SECOND).await?;
+                let engine = tts::local_engine::LocalEngine::default();
+                let (azure, _) = vocelio_local::fakes::start_azure(engine.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (elevenlabs, _) = vocelio_local::fakes::start_elevenlabs(engine)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let fakes = stack::SpeechFakes {
+                    azure_url: azure.base_url,
+                    elevenlabs_url: elevenlabs.base_url,
+                };
+                let tts = stack::local_tts(&aws, &fakes, &|_| None)?;
+                let telephony = stack::local_telephony(
+                    state.clone(),
+                    Some(tts.clone()),
+                    &twilio.base_url,
+                    &base,
+                    &|_| None,
+                )?;
+                let gateway = LocalGateway::new(realtime.clone());
+                let app = vocelio_local::app::app(state, &gateway, tts, telephony.clone());
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                Ok::<_, String>((realtime, telephony, twilio, base, table))
             };
-            let table = config.table_name.clone();
-            let state = stack::local_state(config, &aws);
-            match stack::local_realtime(state, &aws) {
-                Ok(realtime) => {
-                    let _ = ready.send(Ok(()));
-                    vocelio_local::streams::follow(realtime, dynamodb_url, table).await;
+            match started.await {
+                Ok((realtime, telephony, twilio, base, table)) => {
+                    let _ = ready.send(Ok((twilio, base)));
+                    vocelio_local::streams::follow(realtime, Some(telephony), dynamodb_url, table)
+                        .await;
                 }
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -116,6 +163,10 @@ pub struct TestApp {
     pub azure: vocelio_local::fakes::FakeControl,
     /// The ElevenLabs fake behind this app.
     pub elevenlabs: vocelio_local::fakes::FakeControl,
+    /// The run's Twilio simulator.
+    pub twilio: twilio_sim::Simulator,
+    /// The telephony service of this app (the simulator's account).
+    pub telephony: telephony::Telephony,
     http: reqwest::Client,
 }
 
@@ -172,7 +223,15 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         tts.clone(),
         &aws.sdk,
     ));
-    let app = vocelio_local::app::app(state.clone(), &gateway, tts.clone());
+    let telephony = stack::local_telephony(
+        state.clone(),
+        Some(tts.clone()),
+        &stand.twilio.base_url,
+        &stand.hooks_base,
+        &lookup,
+    )
+    .expect("telephony");
+    let app = vocelio_local::app::app(state.clone(), &gateway, tts.clone(), telephony.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -186,6 +245,8 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         tts,
         azure: azure.control,
         elevenlabs: elevenlabs.control,
+        twilio: stand.twilio.clone(),
+        telephony,
         http: reqwest::Client::new(),
     }
 }

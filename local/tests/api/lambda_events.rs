@@ -47,6 +47,8 @@ async fn every_sample_event_dispatches_through_its_function() {
         transfers::SERVICE,
         realtime::SERVICE,
         tts::SERVICE,
+        telephony::SERVICE,
+        TELEPHONY_WEBHOOKS,
     ];
     for folder in &folders {
         assert!(
@@ -66,6 +68,10 @@ async fn every_sample_event_dispatches_through_its_function() {
                 "agents" => agents::router(app.state.clone()),
                 "transfers" => transfers::router(app.state.clone()),
                 "tts" => tts::router(app.state.clone(), app.tts.clone()),
+                "telephony" => telephony::router(app.state.clone(), app.telephony.clone()),
+                TELEPHONY_WEBHOOKS => {
+                    telephony::webhook_router(app.state.clone(), app.telephony.clone())
+                }
                 _ => realtime::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();
@@ -88,6 +94,9 @@ async fn every_sample_event_dispatches_through_its_function() {
     }
     assert!(count >= 6, "only {count} sample events");
 }
+
+/// The folder of the Twilio webhook function's events (function URL events).
+const TELEPHONY_WEBHOOKS: &str = "telephony-webhooks";
 
 /// The folder of the WebSocket function's events (API Gateway WebSocket events and
 /// DynamoDB Streams batches).

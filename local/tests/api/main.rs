@@ -9,6 +9,7 @@ mod lambda_events;
 mod platform;
 mod provider_fakes;
 mod realtime;
+mod telephony;
 mod transfers;
 mod tts;
 mod websocket;

@@ -1,0 +1,1061 @@
+//! Calls over Twilio: placing them, following their status callbacks, reading, ending,
+//! muting and holding them, cold transfers. The call record is the transfer service's
+//! [`Call`]; Twilio's own view of it lives in [`CarrierLeg`] on the record, so one
+//! conditional write moves both and a callback can never apply twice.
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use transfers::engine::{Engine, SentFigures, end_call};
+use transfers::model::{Call, CallStatus, CarrierLeg, Direction};
+use vocelio_shared::idempotency;
+use vocelio_shared::ids::{self, TenantId};
+use vocelio_shared::{ApiError, ApiResult, AuthUser, clock, phone};
+
+use crate::callback::{CallStatus as TwilioStatus, Known, StatusCallback, Verdict, is_sid, judge};
+use crate::client::{CallUpdate, Instructions, NewCall, ParticipantUpdate, TwilioCall};
+use crate::service::{Telephony, twilio_error};
+use crate::store::{self, Leg, SidOwner};
+use crate::twiml::{self, Element};
+
+/// The longest message an outbound call speaks.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// Our status for a call whose Twilio status became `twilio` (live statuses never undo a
+/// transfer's or a hold's state).
+pub fn our_status(current: CallStatus, twilio: TwilioStatus) -> CallStatus {
+    match twilio {
+        TwilioStatus::Queued | TwilioStatus::Initiated | TwilioStatus::Ringing => current,
+        TwilioStatus::InProgress if current == CallStatus::Ringing => CallStatus::Active,
+        TwilioStatus::InProgress => current,
+        TwilioStatus::Completed => CallStatus::Completed,
+        TwilioStatus::Busy | TwilioStatus::NoAnswer => CallStatus::Missed,
+        TwilioStatus::Failed => CallStatus::Failed,
+        TwilioStatus::Canceled => CallStatus::Abandoned,
+    }
+}
+
+/// The carrier leg of a call we place or answer.
+pub fn new_leg(
+    direction: &str,
+    to: &str,
+    from: &str,
+    status: TwilioStatus,
+    at: &str,
+) -> CarrierLeg {
+    CarrierLeg {
+        provider: "twilio".into(),
+        status: status.as_str().into(),
+        direction: direction.into(),
+        to: to.into(),
+        from: from.into(),
+        synced_at: at.into(),
+        ..CarrierLeg::default()
+    }
+}
+
+/// The call after Twilio reported `update`, or `None` when it changes nothing (a duplicate
+/// or an older callback arriving late).
+pub fn apply_carrier(
+    call: &Call,
+    update: &StatusCallback,
+    now: OffsetDateTime,
+    prices: (f64, f64),
+) -> Option<Call> {
+    let at = clock::rfc3339(now);
+    let mut leg = call.carrier.clone().unwrap_or_else(|| {
+        new_leg(
+            update.direction.as_deref().unwrap_or("inbound"),
+            update.to.as_deref().unwrap_or_default(),
+            update.from.as_deref().unwrap_or_default(),
+            TwilioStatus::Queued,
+            &at,
+        )
+    });
+    let known = Known {
+        status: TwilioStatus::parse(&leg.status).unwrap_or(TwilioStatus::Queued),
+        last_sequence: leg.sequence,
+    };
+    let verdict = judge(&known, update);
+    let mut next = call.clone();
+    if next.call_sid.is_none() {
+        next.call_sid = Some(update.call_sid.clone());
+    }
+    if verdict != Verdict::Apply {
+        // A late price still counts (Twilio sends it once the call is rated).
+        if update.price.is_some() && leg.price.is_none() && known.status.is_final() {
+            leg.price = update.price;
+            leg.price_unit = update.price_unit.clone();
+            next.carrier = Some(leg);
+            next.updated_at = at;
+            return Some(next);
+        }
+        return (next.call_sid != call.call_sid).then_some(next);
+    }
+    leg.status = update.status.as_str().into();
+    leg.sequence = match (leg.sequence, update.sequence_number) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    leg.synced_at = at.clone();
+    if update.status == TwilioStatus::InProgress && leg.answered_at.is_none() {
+        leg.answered_at = Some(at.clone());
+    }
+    if update.price.is_some() {
+        leg.price = update.price;
+        leg.price_unit = update.price_unit.clone();
+    }
+    if update.status.is_final() {
+        leg.conference = None;
+        leg.muted = false;
+        leg.on_hold = false;
+    }
+    next.carrier = Some(leg);
+    next.updated_at = at;
+    let status = our_status(call.status, update.status);
+    if status != call.status && call.status.may_become(status) {
+        if status.is_ended() {
+            let sent = SentFigures {
+                duration: update.call_duration_seconds.map(u64::from),
+                ..SentFigures::default()
+            };
+            end_call(&mut next, status, now, prices, &sent);
+        } else {
+            next.status = status;
+        }
+    }
+    Some(next)
+}
+
+/// A fetched call, read as a status callback without a sequence number.
+pub fn as_callback(fetched: &TwilioCall, account_sid: &str) -> Option<StatusCallback> {
+    Some(StatusCallback {
+        call_sid: fetched.sid.clone(),
+        account_sid: account_sid.to_owned(),
+        status: TwilioStatus::parse(&fetched.status)?,
+        sequence_number: None,
+        timestamp: None,
+        call_duration_seconds: fetched.duration.as_deref().and_then(|d| d.parse().ok()),
+        from: fetched.from.clone(),
+        to: fetched.to.clone(),
+        direction: fetched.direction.clone(),
+        parent_call_sid: fetched.parent_call_sid.clone(),
+        price: fetched.price.as_deref().and_then(|p| p.parse().ok()),
+        price_unit: None,
+    })
+}
+
+fn prices(tel: &Telephony) -> (f64, f64) {
+    (
+        tel.app.config.ai_price_per_minute,
+        tel.app.config.human_price_per_minute,
+    )
+}
+
+/// Applies a status report of the caller's leg to call `call_id` of `tenant`.
+pub async fn apply_status(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call_id: &str,
+    update: &StatusCallback,
+) -> ApiResult<Call> {
+    let prices = prices(tel);
+    let before_sid = std::sync::Mutex::new(None::<Option<String>>);
+    let call = Engine::new(&tel.app, tenant)
+        .update_call_with(call_id, |call, now| {
+            if let Ok(mut seen) = before_sid.lock() {
+                *seen = Some(call.call_sid.clone());
+            }
+            Ok(apply_carrier(call, update, now, prices).map(|next| (next, Vec::new())))
+        })
+        .await?;
+    let had_sid = before_sid
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .flatten()
+        .is_some();
+    if !had_sid {
+        // The callback beat our own write of the SID: record its owner now.
+        let owner = SidOwner {
+            tenant_id: tenant.as_str().to_owned(),
+            call_id: call_id.to_owned(),
+            leg: Leg::Caller,
+            transfer_id: None,
+            agent_id: None,
+        };
+        let action = store::put_sid_owner(&tel.app, &update.call_sid, &owner)?;
+        vocelio_shared::dynamo::commit(&tel.app.db, vec![action]).await?;
+    }
+    Ok(call)
+}
+
+// ---- placing calls ----
+
+/// The voice the app chose (`voice_settings`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VoiceSettings {
+    pub provider: Option<String>,
+    pub voice_id: Option<String>,
+    pub tier: Option<String>,
+}
+
+/// `POST /api/calls/make`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MakeCall {
+    pub to: Option<String>,
+    pub to_number: Option<String>,
+    pub from: Option<String>,
+    pub from_number: Option<String>,
+    pub message: Option<String>,
+    pub voice_settings: Option<VoiceSettings>,
+    pub flow_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub metadata: Option<Value>,
+    /// Sent by some screens; kept with the request, not used.
+    pub pricing: Option<Value>,
+}
+
+struct Checked {
+    to: String,
+    from: String,
+    message: Option<String>,
+    flow_id: Option<String>,
+}
+
+fn check(tel: &Telephony, body: &MakeCall) -> ApiResult<Checked> {
+    let mut errors = Vec::new();
+    let region = tel.app.config.default_phone_region;
+    let number =
+        |field: &str, raw: Option<&String>, errors: &mut Vec<vocelio_shared::FieldError>| {
+            let raw = raw?;
+            match phone::normalize(raw, region) {
+                Ok(n) => Some(n.as_str().to_owned()),
+                Err(e) => {
+                    errors.push(vocelio_shared::FieldError::new(
+                        field,
+                        format!("{e} (a dialable number in E.164, like +14155550123)"),
+                    ));
+                    None
+                }
+            }
+        };
+    let to_field = if body.to.is_some() { "to" } else { "to_number" };
+    let to = number(
+        to_field,
+        body.to.as_ref().or(body.to_number.as_ref()),
+        &mut errors,
+    );
+    if body.to.is_none() && body.to_number.is_none() {
+        errors.push(vocelio_shared::FieldError::new("to", "is required"));
+    }
+    let from_field = if body.from.is_some() {
+        "from"
+    } else {
+        "from_number"
+    };
+    let from = number(
+        from_field,
+        body.from.as_ref().or(body.from_number.as_ref()),
+        &mut errors,
+    )
+    .or_else(|| {
+        (body.from.is_none() && body.from_number.is_none())
+            .then(|| tel.config.phone_number.clone())
+            .flatten()
+    });
+    if from.is_none() && body.from.is_none() && body.from_number.is_none() {
+        errors.push(vocelio_shared::FieldError::new(
+            "from",
+            "is required (no TWILIO_PHONE_NUMBER is configured)",
+        ));
+    }
+    let message = body
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    if let Some(m) = message
+        && m.chars().count() > MAX_MESSAGE_CHARS
+    {
+        errors.push(vocelio_shared::FieldError::new(
+            "message",
+            format!("must be at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    if let Some(flow) = &body.flow_id
+        && !ids::is_key_safe(flow)
+    {
+        errors.push(vocelio_shared::FieldError::new(
+            "flow_id",
+            "is not a flow id",
+        ));
+    }
+    if let Some(contact) = &body.contact_id
+        && !ids::is_key_safe(contact)
+    {
+        errors.push(vocelio_shared::FieldError::new(
+            "contact_id",
+            "is not a contact id",
+        ));
+    }
+    if let Some(meta) = &body.metadata
+        && (!meta.is_object() || meta.to_string().len() > 4096)
+    {
+        errors.push(vocelio_shared::FieldError::new(
+            "metadata",
+            "must be an object of at most 4 KiB",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    match (to, from) {
+        (Some(to), Some(from)) => Ok(Checked {
+            to,
+            from,
+            message: message.map(str::to_owned),
+            flow_id: body.flow_id.clone(),
+        }),
+        _ => Err(ApiError::field("to", "is required")),
+    }
+}
+
+/// Whether `settings` ask for a voice our TTS speaks (else Twilio's `<Say>`).
+fn tts_provider(settings: Option<&VoiceSettings>) -> Option<String> {
+    let settings = settings?;
+    match settings.provider.as_deref().map(str::to_ascii_lowercase) {
+        Some(p) if matches!(p.as_str(), "azure" | "elevenlabs" | "local" | "auto") => Some(p),
+        Some(_) => None,
+        None => settings
+            .voice_id
+            .as_deref()
+            .and_then(tts::provider::ProviderKind::owning_voice)
+            .map(|k| k.as_str().to_owned()),
+    }
+}
+
+/// The verb that speaks `message`: a `<Play>` of audio our TTS put in S3 (a presigned URL)
+/// for our voices, else `<Say>`.
+async fn speak(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call_id: &str,
+    message: &str,
+    settings: Option<&VoiceSettings>,
+) -> ApiResult<Element> {
+    if let (Some(provider), Some(tts)) = (tts_provider(settings), tel.tts()) {
+        let settings = settings.cloned().unwrap_or_default();
+        let mut plan = tts.plan(tts::service::SynthesizeBody {
+            text: Some(message.to_owned()),
+            voice_id: settings.voice_id,
+            provider: Some(provider),
+            tier: settings.tier,
+            format: Some("mulaw_wav".into()),
+            call_id: Some(call_id.to_owned()),
+            ..tts::service::SynthesizeBody::default()
+        })?;
+        plan.cache_scope = tenant.as_str().to_owned();
+        let clip = tts.synthesize(&plan, false).await?;
+        let entry = tts::usage::UsageEntry {
+            characters: plan.text.chars().count(),
+            audio_seconds: clip.facts.duration_seconds,
+            cost: clip.cost,
+            cached: clip.cached,
+            provider: clip.facts.provider.as_str(),
+        };
+        if let Err(e) = tts::usage::record(&tel.app, tenant, Some(call_id), None, &entry).await {
+            tracing::error!(error = %e, "speech usage not recorded");
+        }
+        let url = tts
+            .store()
+            .url(&clip.key)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("audio URL: {e}")))?;
+        return Ok(twiml::play(&url));
+    }
+    let voice = settings
+        .filter(|s| {
+            s.provider
+                .as_deref()
+                .is_some_and(|p| matches!(p, "twilio" | "polly" | "google"))
+        })
+        .and_then(|s| s.voice_id.clone())
+        .or_else(|| tel.config.say_voice.clone());
+    Ok(twiml::say(message).attr_opt("voice", voice))
+}
+
+/// A call id derived from an `Idempotency-Key`: a retry finds the same record, so two
+/// concurrent retries can never both dial.
+fn call_id_for(tenant: &TenantId, key: Option<&str>) -> String {
+    match key {
+        Some(key) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(format!("{tenant}\n{key}").as_bytes());
+            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("call_{hex}")
+        }
+        None => ids::new_id("call"),
+    }
+}
+
+/// The answer of `POST /api/calls/make`.
+fn made(call: &Call) -> Value {
+    let leg = call.carrier.clone().unwrap_or_default();
+    json!({
+        "call_sid": call.call_sid,
+        "call_id": call.call_id,
+        "status": leg.status,
+        "to": leg.to,
+        "from": leg.from,
+        "direction": leg.direction,
+        "flow_id": call.current_flow,
+    })
+}
+
+/// Places a call: checks, the spoken message, the call record, Twilio's Calls API, then
+/// the SID bound to the record (and to the `Idempotency-Key`) in one transaction. The
+/// flag says the answer is a replay of an earlier request with the same key.
+pub async fn make(
+    tel: &Telephony,
+    user: &AuthUser,
+    body: MakeCall,
+    key: Option<&str>,
+) -> ApiResult<(StatusCode, Value, bool)> {
+    let client = tel.twilio()?.clone();
+    let tenant = &user.tenant;
+    let guard = idempotency::guard(tenant, "calls.make", key, &body)?;
+    if let Some(replay) = idempotency::replay_of(guard.as_ref(), &tel.app).await? {
+        let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
+        return Ok((status, replay.body, true));
+    }
+    let checked = check(tel, &body)?;
+    let flow = match &checked.flow_id {
+        Some(id) => Some(
+            store::flow(&tel.app, tenant, id)
+                .await?
+                .ok_or_else(|| ApiError::field("flow_id", "no flow has this id"))?,
+        ),
+        None => None,
+    };
+    let call_id = call_id_for(tenant, key);
+    let mut verbs = Vec::new();
+    if let Some(message) = &checked.message {
+        verbs.push(speak(tel, tenant, &call_id, message, body.voice_settings.as_ref()).await?);
+    }
+    match flow.as_ref().and_then(|f| f.webhook_url.as_deref()) {
+        Some(webhook) => verbs.push(twiml::redirect(webhook)),
+        None => {
+            if let Some(greeting) = flow.as_ref().and_then(|f| f.greeting.as_deref())
+                && checked.message.is_none()
+            {
+                verbs.push(twiml::say(greeting));
+            }
+            verbs.push(twiml::hangup());
+        }
+    }
+    let document = twiml::response(verbs);
+    let now = clock::now();
+    let at = clock::rfc3339(now);
+    let record = Call {
+        call_id: call_id.clone(),
+        call_sid: None,
+        caller_number: checked.to.clone(),
+        called_number: Some(checked.from.clone()),
+        direction: Direction::Outbound,
+        current_flow: checked.flow_id.clone(),
+        current_department: None,
+        assigned_agent: None,
+        status: CallStatus::Ringing,
+        start_time: at.clone(),
+        end_time: None,
+        duration: None,
+        ai_minutes: 0.0,
+        transfer_minutes: 0.0,
+        cost_ai: 0.0,
+        cost_human: 0.0,
+        transfer_count: 0,
+        open_transfer_id: None,
+        connected_at: None,
+        transfers: Vec::new(),
+        carrier: Some(new_leg(
+            "outbound-api",
+            &checked.to,
+            &checked.from,
+            TwilioStatus::Queued,
+            &at,
+        )),
+        created_at: at.clone(),
+        updated_at: at.clone(),
+    };
+    let engine = Engine::new(&tel.app, tenant);
+    let stored = engine.create_call_with(record, Vec::new()).await?;
+    if stored.created_at != at {
+        // The same key is being (or was) served by another request.
+        if let Some(replay) = idempotency::replay_of(guard.as_ref(), &tel.app).await? {
+            let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
+            return Ok((status, replay.body, true));
+        }
+        return Err(ApiError::conflict(
+            "request_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        ));
+    }
+    let callback = tel.webhook_url(
+        "/twilio/status",
+        &[("tenant", tenant.as_str()), ("call_id", &call_id)],
+    )?;
+    let placed = client
+        .create_call(&NewCall {
+            to: checked.to.clone(),
+            from: checked.from.clone(),
+            instructions: Instructions::Twiml(document),
+            status_callback: Some(callback),
+            timeout_seconds: None,
+        })
+        .await;
+    match placed {
+        Ok(twilio_call) => {
+            let owner = SidOwner {
+                tenant_id: tenant.as_str().to_owned(),
+                call_id: call_id.clone(),
+                leg: Leg::Caller,
+                transfer_id: None,
+                agent_id: None,
+            };
+            let owner_action = store::put_sid_owner(&tel.app, &twilio_call.sid, &owner)?;
+            let answered = TwilioStatus::parse(&twilio_call.status).unwrap_or(TwilioStatus::Queued);
+            let call = engine
+                .update_call_with(&call_id, |call, now| {
+                    let mut next = call.clone();
+                    next.call_sid = Some(twilio_call.sid.clone());
+                    if let Some(leg) = next.carrier.as_mut()
+                        && TwilioStatus::parse(&leg.status)
+                            .is_none_or(|s| s.rank() < answered.rank())
+                    {
+                        leg.status = answered.as_str().into();
+                    }
+                    next.updated_at = clock::rfc3339(now);
+                    let mut extra = vec![owner_action.clone()];
+                    if let Some(guard) = &guard {
+                        extra.push(guard.record(&tel.app, StatusCode::CREATED, &made(&next))?);
+                    }
+                    Ok(Some((next, extra)))
+                })
+                .await?;
+            Ok((StatusCode::CREATED, made(&call), false))
+        }
+        Err(failure) => {
+            let error = twilio_error(failure);
+            let prices = prices(tel);
+            let failed = engine
+                .update_call_with(&call_id, |call, now| {
+                    let mut next = call.clone();
+                    if let Some(leg) = next.carrier.as_mut() {
+                        leg.status = TwilioStatus::Failed.as_str().into();
+                        leg.synced_at = clock::rfc3339(now);
+                    }
+                    end_call(
+                        &mut next,
+                        CallStatus::Failed,
+                        now,
+                        prices,
+                        &SentFigures::default(),
+                    );
+                    let extra = match &guard {
+                        Some(guard) => {
+                            vec![guard.record(&tel.app, error.status(), &error.body())?]
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok(Some((next, extra)))
+                })
+                .await;
+            if let Err(e) = failed {
+                tracing::error!(error = %e, %call_id, "failed call not recorded");
+            }
+            Err(error)
+        }
+    }
+}
+
+// ---- reading, ending, controlling ----
+
+/// The call named by a Twilio `CallSid` or by our `call_id`, in the caller's tenant only.
+pub async fn find(tel: &Telephony, tenant: &TenantId, id: &str) -> ApiResult<(Call, u64)> {
+    let call_id = if is_sid("CA", id) {
+        match store::sid_owner(&tel.app, id).await? {
+            Some(owner) if owner.tenant_id == tenant.as_str() && owner.leg == Leg::Caller => {
+                owner.call_id
+            }
+            _ => return Err(ApiError::not_found("call")),
+        }
+    } else if ids::is_key_safe(id) {
+        id.to_owned()
+    } else {
+        return Err(ApiError::not_found("call"));
+    };
+    Engine::new(&tel.app, tenant)
+        .store
+        .call(&call_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
+/// The status as `GET /api/calls/{call_sid}/status` answers it (Twilio's vocabulary, which
+/// the app reads).
+pub fn status_view(call: &Call, now: OffsetDateTime) -> Value {
+    let leg = call.carrier.clone().unwrap_or_default();
+    let status = if leg.status.is_empty() {
+        match call.status {
+            CallStatus::Ringing => "ringing",
+            s if s.is_ended() => "completed",
+            _ => "in-progress",
+        }
+        .to_owned()
+    } else {
+        leg.status.clone()
+    };
+    json!({
+        "call_sid": call.call_sid,
+        "call_id": call.call_id,
+        "status": status,
+        "call_status": call.status,
+        "duration": call.live_duration(now),
+        "start_time": call.start_time,
+        "answered_at": leg.answered_at,
+        "end_time": call.end_time,
+        "direction": if leg.direction.is_empty() { None } else { Some(leg.direction.clone()) },
+        "to": if leg.to.is_empty() { call.called_number.clone() } else { Some(leg.to.clone()) },
+        "from": if leg.from.is_empty() { Some(call.caller_number.clone()) } else { Some(leg.from.clone()) },
+        "price": leg.price,
+        "price_unit": leg.price_unit,
+        "in_conference": leg.conference.is_some() && leg.conference_sid.is_some(),
+        "muted": leg.muted,
+        "on_hold": leg.on_hold,
+        "transfer_id": call.open_transfer_id,
+    })
+}
+
+/// The call's status, re-read from Twilio when the stored one is stale and not final.
+pub async fn status(tel: &Telephony, user: &AuthUser, id: &str) -> ApiResult<Value> {
+    let (mut call, _) = find(tel, &user.tenant, id).await?;
+    // Stale: a live status not heard of for a while, or an ended call Twilio has not
+    // priced for us yet (it rates calls shortly after they end; an hour at most).
+    let stale = call.carrier.as_ref().is_some_and(|leg| {
+        let final_status = TwilioStatus::parse(&leg.status).is_some_and(TwilioStatus::is_final);
+        let age = transfers::model::parse_time(&leg.synced_at)
+            .map(|t| (clock::now() - t).whole_milliseconds());
+        let limit = i128::try_from(tel.config.stale_after.as_millis()).unwrap_or(i128::MAX);
+        match (final_status, age) {
+            (false, age) => age.is_none_or(|a| a > limit),
+            (true, Some(a)) => leg.price.is_none() && a > limit && a < 3_600_000,
+            (true, None) => false,
+        }
+    });
+    if stale
+        && let (Some(sid), Ok(client), Some(account)) =
+            (call.call_sid.clone(), tel.twilio(), tel.account_sid())
+    {
+        match client.fetch_call(&sid).await {
+            Ok(fetched) => {
+                if let Some(update) = as_callback(&fetched, account) {
+                    call = apply_status(tel, &user.tenant, &call.call_id, &update).await?;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, %sid, "status refresh failed; serving stored"),
+        }
+    }
+    Ok(status_view(&call, clock::now()))
+}
+
+fn live_sid(call: &Call) -> ApiResult<String> {
+    if call.status.is_ended() {
+        return Err(ApiError::Conflict {
+            code: "call_ended",
+            message: "the call has ended".into(),
+            current: Some(status_view(call, clock::now())),
+        });
+    }
+    call.call_sid.clone().ok_or_else(|| {
+        ApiError::conflict(
+            "call_not_placed",
+            "Twilio has not accepted this call yet; retry shortly",
+        )
+    })
+}
+
+/// Ends a call: completed at Twilio when answered, cancelled while queued or ringing; the
+/// record ends at once (its callbacks later add Twilio's duration and price).
+pub async fn end(tel: &Telephony, user: &AuthUser, id: &str) -> ApiResult<Value> {
+    let client = tel.twilio()?;
+    let (call, _) = find(tel, &user.tenant, id).await?;
+    if call.status.is_ended() {
+        return Ok(status_view(&call, clock::now()));
+    }
+    let sid = live_sid(&call)?;
+    let answered = call
+        .carrier
+        .as_ref()
+        .and_then(|l| TwilioStatus::parse(&l.status))
+        .is_some_and(|s| s.rank() >= TwilioStatus::InProgress.rank());
+    let update = if answered {
+        CallUpdate::Complete
+    } else {
+        CallUpdate::Cancel
+    };
+    let result = client.update_call(&sid, &update).await;
+    let ended_status = match &result {
+        Ok(fetched) => TwilioStatus::parse(&fetched.status),
+        // Twilio no longer knows it as live: it ended on its side.
+        Err(crate::client::TwilioFailure::Twilio(e)) if matches!(e.code, Some(20404 | 21220)) => {
+            None
+        }
+        Err(_) => {
+            return Err(twilio_error(
+                result
+                    .err()
+                    .unwrap_or(crate::client::TwilioFailure::Unreachable("".into())),
+            ));
+        }
+    };
+    let final_status = match ended_status {
+        Some(s) if s.is_final() => s,
+        _ if answered => TwilioStatus::Completed,
+        _ => TwilioStatus::Canceled,
+    };
+    let prices = prices(tel);
+    let call = Engine::new(&tel.app, &user.tenant)
+        .update_call_with(&call.call_id, |current, now| {
+            if current.status.is_ended() {
+                return Ok(None);
+            }
+            let mut next = current.clone();
+            if let Some(leg) = next.carrier.as_mut() {
+                leg.status = final_status.as_str().into();
+                leg.synced_at = clock::rfc3339(now);
+                leg.conference = None;
+            }
+            end_call(
+                &mut next,
+                our_status(current.status, final_status),
+                now,
+                prices,
+                &SentFigures::default(),
+            );
+            Ok(Some((next, Vec::new())))
+        })
+        .await?;
+    Ok(status_view(&call, clock::now()))
+}
+
+/// Mutes or holds the caller in the transfer's conference (409 when not in one).
+pub async fn participant(
+    tel: &Telephony,
+    user: &AuthUser,
+    id: &str,
+    change: ParticipantChange,
+) -> ApiResult<Value> {
+    let client = tel.twilio()?;
+    let (call, _) = find(tel, &user.tenant, id).await?;
+    let sid = live_sid(&call)?;
+    let conference_sid = call
+        .carrier
+        .as_ref()
+        .filter(|l| l.conference.is_some())
+        .and_then(|l| l.conference_sid.clone())
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "not_in_conference",
+                "the call is not in a conference; mute and hold apply to a caller in a transfer",
+            )
+        })?;
+    let update = match change {
+        ParticipantChange::Mute(m) => ParticipantUpdate::Mute(m),
+        ParticipantChange::Hold(h) => ParticipantUpdate::Hold {
+            hold: h,
+            hold_url: tel.config.hold_music_url.clone(),
+        },
+    };
+    client
+        .update_participant(&conference_sid, &sid, &update)
+        .await
+        .map_err(twilio_error)?;
+    let call = Engine::new(&tel.app, &user.tenant)
+        .update_call_with(&call.call_id, |current, now| {
+            let mut next = current.clone();
+            let Some(leg) = next.carrier.as_mut() else {
+                return Ok(None);
+            };
+            match change {
+                ParticipantChange::Mute(m) => leg.muted = m,
+                ParticipantChange::Hold(h) => leg.on_hold = h,
+            }
+            if !next.status.is_ended() {
+                next.status = match change {
+                    ParticipantChange::Hold(true) => CallStatus::OnHold,
+                    ParticipantChange::Hold(false) if next.assigned_agent.is_some() => {
+                        CallStatus::Connected
+                    }
+                    ParticipantChange::Hold(false) if next.open_transfer_id.is_some() => {
+                        CallStatus::Transferring
+                    }
+                    ParticipantChange::Hold(false) => CallStatus::Active,
+                    ParticipantChange::Mute(_) => next.status,
+                };
+            }
+            next.updated_at = clock::rfc3339(now);
+            Ok(Some((next, Vec::new())))
+        })
+        .await?;
+    Ok(status_view(&call, clock::now()))
+}
+
+/// Mute or hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantChange {
+    Mute(bool),
+    Hold(bool),
+}
+
+/// A cold transfer: the live call is redirected to `<Dial>` the number; when the dialled
+/// party hangs up, the call ends (a failed dial tells the caller and hangs up).
+pub async fn cold_transfer(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call: &Call,
+    number: &str,
+) -> ApiResult<Value> {
+    let client = tel.twilio()?;
+    let sid = live_sid(call)?;
+    if call.open_transfer_id.is_some() {
+        return Err(ApiError::conflict(
+            "transfer_open",
+            "the call already has an open transfer",
+        ));
+    }
+    let from = call
+        .carrier
+        .as_ref()
+        .map(|l| {
+            if l.direction == "inbound" {
+                l.to.clone()
+            } else {
+                l.from.clone()
+            }
+        })
+        .filter(|n| n.starts_with('+'))
+        .or_else(|| tel.config.phone_number.clone());
+    let action = tel.webhook_url(
+        "/twilio/dial-action",
+        &[
+            ("tenant", tenant.as_str()),
+            ("call_id", &call.call_id),
+            ("kind", "cold"),
+        ],
+    )?;
+    let document = twiml::response([
+        twiml::say("Please hold while we transfer your call."),
+        twiml::dial()
+            .attr("action", action)
+            .attr("timeout", "30")
+            .attr_opt("callerId", from)
+            .child(twiml::number(number)),
+    ]);
+    client
+        .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
+        .await
+        .map_err(twilio_error)?;
+    let number = number.to_owned();
+    let call = Engine::new(&tel.app, tenant)
+        .update_call_with(&call.call_id, |current, now| {
+            let mut next = current.clone();
+            if let Some(leg) = next.carrier.as_mut() {
+                leg.transferred_to = Some(number.clone());
+            }
+            if !next.status.is_ended() {
+                next.status = CallStatus::Transferring;
+            }
+            next.transfer_count += 1;
+            next.updated_at = clock::rfc3339(now);
+            Ok(Some((next, Vec::new())))
+        })
+        .await?;
+    Ok(json!({
+        "call_sid": call.call_sid,
+        "call_id": call.call_id,
+        "mode": "cold",
+        "transfer_to": number,
+        "status": "transferring",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(status: CallStatus, leg_status: TwilioStatus, sequence: Option<u32>) -> Call {
+        let at = "2026-11-25T10:00:00.000Z";
+        let mut leg = new_leg(
+            "outbound-api",
+            "+14155550123",
+            "+14155550100",
+            leg_status,
+            at,
+        );
+        leg.sequence = sequence;
+        Call {
+            call_id: "call_1".into(),
+            call_sid: Some("CA0123456789abcdef0123456789abcdef".into()),
+            caller_number: "+14155550123".into(),
+            called_number: Some("+14155550100".into()),
+            direction: Direction::Outbound,
+            current_flow: None,
+            current_department: None,
+            assigned_agent: None,
+            status,
+            start_time: at.into(),
+            end_time: None,
+            duration: None,
+            ai_minutes: 0.0,
+            transfer_minutes: 0.0,
+            cost_ai: 0.0,
+            cost_human: 0.0,
+            transfer_count: 0,
+            open_transfer_id: None,
+            connected_at: None,
+            transfers: Vec::new(),
+            carrier: Some(leg),
+            created_at: at.into(),
+            updated_at: at.into(),
+        }
+    }
+
+    fn report(status: TwilioStatus, sequence: u32, duration: Option<u32>) -> StatusCallback {
+        StatusCallback {
+            call_sid: "CA0123456789abcdef0123456789abcdef".into(),
+            account_sid: "ACc0ffee00000000000000000000000000".into(),
+            status,
+            sequence_number: Some(sequence),
+            timestamp: None,
+            call_duration_seconds: duration,
+            from: None,
+            to: None,
+            direction: None,
+            parent_call_sid: None,
+            price: None,
+            price_unit: None,
+        }
+    }
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        transfers::model::parse_time("2026-11-25T10:00:00.000Z").expect("time")
+            + time::Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn answering_makes_a_ringing_call_active_and_the_end_uses_twilios_duration() {
+        let ringing = call(CallStatus::Ringing, TwilioStatus::Ringing, Some(1));
+        let live = apply_carrier(
+            &ringing,
+            &report(TwilioStatus::InProgress, 2, None),
+            at(5),
+            (0.1, 1.0),
+        )
+        .expect("applies");
+        assert_eq!(live.status, CallStatus::Active);
+        let leg = live.carrier.clone().expect("leg");
+        assert_eq!(
+            (leg.status.as_str(), leg.sequence),
+            ("in-progress", Some(2))
+        );
+        assert!(leg.answered_at.is_some());
+        let ended = apply_carrier(
+            &live,
+            &report(TwilioStatus::Completed, 3, Some(42)),
+            at(60),
+            (0.1, 1.0),
+        )
+        .expect("applies");
+        assert_eq!(ended.status, CallStatus::Completed);
+        assert_eq!(ended.duration, Some(42));
+        assert_eq!(ended.ai_minutes, 0.7);
+        // Repeated and late reports change nothing.
+        assert!(
+            apply_carrier(
+                &ended,
+                &report(TwilioStatus::Completed, 3, Some(42)),
+                at(61),
+                (0.1, 1.0)
+            )
+            .is_none()
+        );
+        assert!(
+            apply_carrier(
+                &ended,
+                &report(TwilioStatus::Ringing, 1, None),
+                at(62),
+                (0.1, 1.0)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn outcomes_map_to_our_statuses_and_live_states_are_kept() {
+        assert_eq!(
+            our_status(CallStatus::Ringing, TwilioStatus::Busy),
+            CallStatus::Missed
+        );
+        assert_eq!(
+            our_status(CallStatus::Ringing, TwilioStatus::NoAnswer),
+            CallStatus::Missed
+        );
+        assert_eq!(
+            our_status(CallStatus::Ringing, TwilioStatus::Canceled),
+            CallStatus::Abandoned
+        );
+        assert_eq!(
+            our_status(CallStatus::Active, TwilioStatus::Failed),
+            CallStatus::Failed
+        );
+        assert_eq!(
+            our_status(CallStatus::Connected, TwilioStatus::InProgress),
+            CallStatus::Connected
+        );
+        assert_eq!(
+            our_status(CallStatus::Ringing, TwilioStatus::Initiated),
+            CallStatus::Ringing
+        );
+        // A completed report that overtook ringing still ends the call.
+        let queued = call(CallStatus::Ringing, TwilioStatus::Queued, None);
+        let ended = apply_carrier(
+            &queued,
+            &report(TwilioStatus::Busy, 3, Some(0)),
+            at(3),
+            (0.1, 1.0),
+        )
+        .expect("applies");
+        assert_eq!(ended.status, CallStatus::Missed);
+        assert!(
+            apply_carrier(
+                &ended,
+                &report(TwilioStatus::Ringing, 1, None),
+                at(4),
+                (0.1, 1.0)
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_name_one_call_per_tenant() {
+        let a = TenantId::parse("acme").expect("tenant");
+        let b = TenantId::parse("globex").expect("tenant");
+        assert_eq!(call_id_for(&a, Some("k1")), call_id_for(&a, Some("k1")));
+        assert_ne!(call_id_for(&a, Some("k1")), call_id_for(&b, Some("k1")));
+        assert!(ids::is_key_safe(&call_id_for(&a, Some("k1"))));
+        assert_ne!(call_id_for(&a, None), call_id_for(&a, None));
+    }
+}

@@ -1,0 +1,497 @@
+//! Transfers of Twilio calls to people. A department transfer is a transfer request of the
+//! transfer service; its events drive the phone side: the caller waits in a conference with
+//! hold music, each agent the routing offers the transfer to is dialled into it (hearing the
+//! context first when the transfer is warm), the agent answering accepts the offer and an
+//! agent who does not answer declines it, so the routing moves on. Events arrive through the
+//! table's stream (at least once): every leg is dialled once, behind a marker item.
+
+use serde_json::{Value, json};
+use transfers::engine::{Engine, NewTransfer};
+use transfers::model::{Call, CallStatus, Transfer, TransferStatus, TransferType, Urgency};
+use vocelio_shared::events::{StreamedEvent, types};
+use vocelio_shared::ids::TenantId;
+use vocelio_shared::{ApiError, ApiResult, AuthUser, Role, clock, phone};
+
+use crate::callback::{CallStatus as TwilioStatus, StatusCallback};
+use crate::calls::{self, cold_transfer};
+use crate::client::{CallUpdate, Instructions, NewCall};
+use crate::service::{Telephony, twilio_error};
+use crate::store::{self, Leg, SidOwner};
+use crate::twiml;
+
+/// The conference room of a transfer.
+pub fn room(transfer_id: &str) -> String {
+    format!("transfer-{transfer_id}")
+}
+
+/// `transfer_to`: a phone number (cold transfer) or a department id or name.
+pub async fn transfer(
+    tel: &Telephony,
+    user: &AuthUser,
+    id: &str,
+    transfer_to: &str,
+    context: Option<String>,
+    mode: Option<&str>,
+) -> ApiResult<Value> {
+    let transfer_to = transfer_to.trim();
+    if transfer_to.is_empty() {
+        return Err(ApiError::field("transfer_to", "is required"));
+    }
+    let warm = match mode.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("cold") | Some("blind") => false,
+        Some("warm") | Some("consult") => true,
+        Some(_) => return Err(ApiError::field("mode", "must be warm or cold")),
+    };
+    if let Some(c) = &context
+        && c.chars().count() > 2000
+    {
+        return Err(ApiError::field(
+            "context",
+            "must be at most 2000 characters",
+        ));
+    }
+    tel.twilio()?;
+    let (call, _) = calls::find(tel, &user.tenant, id).await?;
+    let looks_like_number = transfer_to.starts_with('+')
+        || transfer_to
+            .chars()
+            .all(|c| c.is_ascii_digit() || " ()-.".contains(c));
+    if looks_like_number {
+        let number = phone::normalize(transfer_to, tel.app.config.default_phone_region)
+            .map_err(|e| ApiError::field("transfer_to", format!("{e}")))?;
+        if warm {
+            return Err(ApiError::field(
+                "mode",
+                "a warm transfer goes to a department (its agents hear the context first)",
+            ));
+        }
+        return cold_transfer(tel, &user.tenant, &call, number.as_str()).await;
+    }
+    if call.call_sid.is_none() {
+        return Err(ApiError::conflict(
+            "call_not_placed",
+            "Twilio has not accepted this call yet; retry shortly",
+        ));
+    }
+    let request = NewTransfer {
+        call_id: call.call_id.clone(),
+        department: transfer_to.to_owned(),
+        transfer_type: if warm {
+            TransferType::Warm
+        } else {
+            TransferType::Cold
+        },
+        transfer_reason: Some("telephony_transfer".into()),
+        urgency_level: Urgency::Medium,
+        context_summary: context,
+        required_skills: Vec::new(),
+        language: None,
+    };
+    let transfer = Engine::new(&tel.app, &user.tenant)
+        .request(request, &user.user_id, None)
+        .await?;
+    Ok(json!({
+        "call_sid": call.call_sid,
+        "call_id": call.call_id,
+        "mode": if warm { "warm" } else { "cold" },
+        "transfer_id": transfer.transfer_id,
+        "department_id": transfer.department_id,
+        "target_department": transfer.target_department,
+        "status": transfer.status,
+        "agent_id": transfer.agent_id,
+        "conference": room(&transfer.transfer_id),
+    }))
+}
+
+fn transfer_of(event: &StreamedEvent) -> Option<Transfer> {
+    serde_json::from_value(event.event.data.get("transfer")?.clone()).ok()
+}
+
+/// Reacts to one event of the log (the stream consumer calls this for each).
+pub async fn on_event(tel: &Telephony, event: &StreamedEvent) -> ApiResult<()> {
+    if tel.twilio().is_err() {
+        return Ok(());
+    }
+    let kind = event.event.event_type.as_str();
+    let Some(transfer) = transfer_of(event) else {
+        return Ok(());
+    };
+    let tenant = &event.tenant;
+    match kind {
+        types::TRANSFER_INITIATED => hold_caller(tel, tenant, &transfer).await,
+        types::TRANSFER_ASSIGNED => dial_agent(tel, tenant, &transfer).await,
+        types::TRANSFER_CANCELLED | types::TRANSFER_FAILED => {
+            release_caller(tel, tenant, &transfer).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The caller's Twilio call of a transfer, if it is one we carry and it is live.
+async fn live_call(
+    tel: &Telephony,
+    tenant: &TenantId,
+    transfer: &Transfer,
+) -> ApiResult<Option<Call>> {
+    let call = Engine::new(&tel.app, tenant)
+        .store
+        .call(&transfer.call_id)
+        .await?
+        .map(|(c, _)| c);
+    Ok(call.filter(|c| {
+        c.call_sid.is_some()
+            && !c.status.is_ended()
+            && c.carrier
+                .as_ref()
+                .and_then(|l| TwilioStatus::parse(&l.status))
+                .is_some_and(|s| !s.is_final())
+    }))
+}
+
+/// Moves the caller into the transfer's conference, where hold music plays until an agent
+/// joins; the caller leaving ends it.
+async fn hold_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> ApiResult<()> {
+    let Some(call) = live_call(tel, tenant, transfer).await? else {
+        return Ok(());
+    };
+    if !store::mark_leg(&tel.app, tenant, &transfer.transfer_id, "caller").await? {
+        return Ok(());
+    }
+    let sid = call.call_sid.clone().unwrap_or_default();
+    let room = room(&transfer.transfer_id);
+    let query = [
+        ("tenant", tenant.as_str()),
+        ("call_id", call.call_id.as_str()),
+        ("transfer_id", transfer.transfer_id.as_str()),
+    ];
+    let events = tel.webhook_url("/twilio/conference-status", &query)?;
+    let action = tel.webhook_url(
+        "/twilio/dial-action",
+        &[
+            ("tenant", tenant.as_str()),
+            ("call_id", call.call_id.as_str()),
+            ("kind", "conference"),
+        ],
+    )?;
+    let document = twiml::response([
+        twiml::say(&format!(
+            "Please hold while I connect you with {}.",
+            transfer.target_department
+        )),
+        twiml::dial().attr("action", action).child(
+            twiml::conference(&room)
+                .attr("startConferenceOnEnter", "false")
+                .attr("endConferenceOnExit", "true")
+                .attr("beep", "false")
+                .attr("waitUrl", tel.config.hold_music_url.clone())
+                .attr("waitMethod", "GET")
+                .attr("statusCallback", events)
+                .attr("statusCallbackEvent", "start end join leave mute hold"),
+        ),
+    ]);
+    tel.twilio()?
+        .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
+        .await
+        .map_err(twilio_error)?;
+    Engine::new(&tel.app, tenant)
+        .update_call_with(&call.call_id, |current, now| {
+            let mut next = current.clone();
+            if let Some(leg) = next.carrier.as_mut() {
+                leg.conference = Some(room.clone());
+            }
+            next.updated_at = clock::rfc3339(now);
+            Ok(Some((next, Vec::new())))
+        })
+        .await?;
+    Ok(())
+}
+
+/// Dials the agent the routing offered the transfer to, into its conference; a warm
+/// transfer's agent hears the context first.
+async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> ApiResult<()> {
+    let Some(agent_id) = transfer.agent_id.clone() else {
+        return Ok(());
+    };
+    let Some(call) = live_call(tel, tenant, transfer).await? else {
+        return Ok(());
+    };
+    if !store::mark_leg(&tel.app, tenant, &transfer.transfer_id, &agent_id).await? {
+        return Ok(());
+    }
+    let target = if tel.config.agent_dial_target.contains("{agent_id}") {
+        tel.config
+            .agent_dial_target
+            .replace("{agent_id}", &agent_id)
+    } else {
+        tel.config.agent_dial_target.clone()
+    };
+    let from = tel
+        .config
+        .phone_number
+        .clone()
+        .or_else(|| {
+            call.carrier.as_ref().map(|l| {
+                if l.direction == "inbound" {
+                    l.to.clone()
+                } else {
+                    l.from.clone()
+                }
+            })
+        })
+        .unwrap_or_default();
+    let mut verbs = Vec::new();
+    if transfer.transfer_type == TransferType::Warm {
+        let context = transfer
+            .context_summary
+            .clone()
+            .unwrap_or_else(|| "No summary was given.".into());
+        verbs.push(twiml::say(&format!(
+            "Transfer for {} from {}. {}",
+            transfer.target_department, transfer.caller_number, context
+        )));
+    }
+    let query = [
+        ("tenant", tenant.as_str()),
+        ("call_id", call.call_id.as_str()),
+        ("transfer_id", transfer.transfer_id.as_str()),
+    ];
+    verbs.push(
+        twiml::dial().child(
+            twiml::conference(&room(&transfer.transfer_id))
+                .attr("startConferenceOnEnter", "true")
+                .attr("endConferenceOnExit", "true")
+                .attr("beep", "false")
+                .attr(
+                    "statusCallback",
+                    tel.webhook_url("/twilio/conference-status", &query)?,
+                )
+                .attr("statusCallbackEvent", "start end join leave"),
+        ),
+    );
+    let status = tel.webhook_url(
+        "/twilio/status",
+        &[
+            ("tenant", tenant.as_str()),
+            ("call_id", call.call_id.as_str()),
+            ("transfer_id", transfer.transfer_id.as_str()),
+            ("agent_id", agent_id.as_str()),
+            ("leg", "agent"),
+        ],
+    )?;
+    let placed = tel
+        .twilio()?
+        .create_call(&NewCall {
+            to: target,
+            from,
+            instructions: Instructions::Twiml(twiml::response(verbs)),
+            status_callback: Some(status),
+            timeout_seconds: Some(tel.config.agent_ring_seconds),
+        })
+        .await;
+    match placed {
+        Ok(leg) => {
+            let owner = SidOwner {
+                tenant_id: tenant.as_str().to_owned(),
+                call_id: call.call_id.clone(),
+                leg: Leg::Agent,
+                transfer_id: Some(transfer.transfer_id.clone()),
+                agent_id: Some(agent_id),
+            };
+            let action = store::put_sid_owner(&tel.app, &leg.sid, &owner)?;
+            vocelio_shared::dynamo::commit(&tel.app.db, vec![action]).await?;
+            Ok(())
+        }
+        Err(failure) => {
+            tracing::warn!(error = %failure, transfer_id = %transfer.transfer_id, "agent leg not placed; declining the offer");
+            Engine::new(&tel.app, tenant)
+                .decline(None, &transfer.transfer_id, true)
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
+/// A transfer that ended without an agent: the caller is told and the call ends.
+async fn release_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> ApiResult<()> {
+    if transfer.outcome.as_deref() == Some("call_ended") {
+        return Ok(());
+    }
+    let Some(call) = live_call(tel, tenant, transfer).await? else {
+        return Ok(());
+    };
+    if call.carrier.as_ref().and_then(|l| l.conference.clone()) != Some(room(&transfer.transfer_id))
+    {
+        return Ok(());
+    }
+    let sid = call.call_sid.clone().unwrap_or_default();
+    let document = twiml::response([
+        twiml::say("Sorry, no one can take your call right now. Please call again later. Goodbye."),
+        twiml::hangup(),
+    ]);
+    tel.twilio()?
+        .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
+        .await
+        .map_err(twilio_error)?;
+    Ok(())
+}
+
+/// A status report of an agent's leg: answering accepts the offer; not answering declines
+/// it (the routing offers the next agent); hanging up after talking completes the transfer.
+pub async fn on_agent_leg(
+    tel: &Telephony,
+    tenant: &TenantId,
+    transfer_id: &str,
+    agent_id: &str,
+    update: &StatusCallback,
+) -> ApiResult<()> {
+    let engine = Engine::new(&tel.app, tenant);
+    let Some((transfer, _)) = engine.store.transfer(transfer_id).await? else {
+        return Ok(());
+    };
+    if transfer.agent_id.as_deref() != Some(agent_id) {
+        return Ok(());
+    }
+    let agent = AuthUser {
+        user_id: agent_id.to_owned(),
+        tenant: tenant.clone(),
+        role: Role::Agent,
+    };
+    let outcome = match (update.status, transfer.status) {
+        (TwilioStatus::InProgress, TransferStatus::Assigned) => {
+            engine.accept(&agent, transfer_id).await.map(|_| ())
+        }
+        (
+            TwilioStatus::Busy
+            | TwilioStatus::NoAnswer
+            | TwilioStatus::Failed
+            | TwilioStatus::Canceled,
+            TransferStatus::Assigned,
+        ) => engine.decline(None, transfer_id, true).await.map(|_| ()),
+        (TwilioStatus::Completed, TransferStatus::Connected) => engine
+            .complete(&agent, transfer_id, Some("resolved".into()), None)
+            .await
+            .map(|_| ()),
+        _ => Ok(()),
+    };
+    match outcome {
+        // Someone else moved the transfer first (the app, the sweeper): theirs stands.
+        Err(ApiError::Conflict { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// A conference event of a transfer: the conference SID is kept on the caller's call while
+/// the caller is in it (mute and hold need it); mute and hold changes are mirrored.
+pub async fn on_conference(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call_id: &str,
+    params: &[(String, String)],
+) -> ApiResult<()> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(conference_sid) = get("ConferenceSid").filter(|s| crate::callback::is_sid("CF", s))
+    else {
+        return Err(ApiError::field("ConferenceSid", "is missing or malformed"));
+    };
+    let event = get("StatusCallbackEvent").unwrap_or_default();
+    let participant = get("CallSid");
+    let friendly = get("FriendlyName");
+    Engine::new(&tel.app, tenant)
+        .update_call_with(call_id, |current, now| {
+            let mut next = current.clone();
+            let Some(leg) = next.carrier.as_mut() else {
+                return Ok(None);
+            };
+            if leg.conference.is_none() || leg.conference != friendly {
+                return Ok(None);
+            }
+            let is_caller = participant.is_some() && participant == current.call_sid;
+            let mut changed = false;
+            // Mute and hold address the caller's participant: known once the caller is in.
+            if is_caller
+                && event == "participant-join"
+                && leg.conference_sid.as_deref() != Some(conference_sid.as_str())
+            {
+                leg.conference_sid = Some(conference_sid.clone());
+                changed = true;
+            }
+            if is_caller && event == "participant-leave" && leg.conference_sid.is_some() {
+                leg.conference_sid = None;
+                leg.muted = false;
+                leg.on_hold = false;
+                changed = true;
+            }
+            if is_caller {
+                let flag = |name: &str| get(name).map(|v| v == "true");
+                match event.as_str() {
+                    "participant-mute" | "participant-unmute" => {
+                        if let Some(m) = flag("Muted")
+                            && leg.muted != m
+                        {
+                            leg.muted = m;
+                            changed = true;
+                        }
+                    }
+                    "participant-hold" | "participant-unhold" => {
+                        if let Some(h) = flag("Hold")
+                            && leg.on_hold != h
+                        {
+                            leg.on_hold = h;
+                            changed = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !changed {
+                return Ok(None);
+            }
+            next.updated_at = clock::rfc3339(now);
+            Ok(Some((next, Vec::new())))
+        })
+        .await?;
+    Ok(())
+}
+
+/// What the caller hears when the `<Dial>` of a transfer ends: after a cold transfer that
+/// connected, or after the conference with the agent, the call ends; a dial that failed
+/// says so first.
+pub async fn after_dial(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call_id: &str,
+    kind: &str,
+    dial_status: Option<&str>,
+) -> ApiResult<String> {
+    let connected = matches!(dial_status, None | Some("completed" | "answered"));
+    if kind == "cold" {
+        Engine::new(&tel.app, tenant)
+            .update_call_with(call_id, |current, now| {
+                if current.status.is_ended() || current.status != CallStatus::Transferring {
+                    return Ok(None);
+                }
+                let mut next = current.clone();
+                next.status = if connected {
+                    CallStatus::Connected
+                } else {
+                    CallStatus::Active
+                };
+                next.updated_at = clock::rfc3339(now);
+                Ok(Some((next, Vec::new())))
+            })
+            .await?;
+    }
+    Ok(if connected {
+        twiml::response([twiml::hangup()])
+    } else {
+        twiml::response([
+            twiml::say("Sorry, the transfer could not be completed. Goodbye."),
+            twiml::hangup(),
+        ])
+    })
+}

@@ -1,0 +1,7 @@
+//! The simulator end to end: its REST contract, call lifecycles, TwiML, conferences and
+//! signed webhooks, against a receiver on 127.0.0.1 (one simulated second = 20 ms).
+
+mod calls;
+mod common;
+mod conferences;
+mod rest;
