@@ -40,8 +40,11 @@
 //!    GET/POST, `MachineDetection` not Enable/DetectMessageEnd, `Status` outside its enum.
 //!    `StatusCallbackEvent` is read from repeated keys, and values may also hold several
 //!    events separated by spaces.
+//!    `Timeout` is clamped to 1–600 (Participants API: 5–600).
 //! 7. Update: `Url` and `Twiml` together 400 **21205**; a redirect of a call that is over
-//!    400 **21220** "Call is not in-progress. Cannot redirect.".
+//!    400 **21220** "Call is not in-progress. Cannot redirect."; `Status` wins over
+//!    `Url`/`Twiml` in the same request; `StatusCallback` replaces the URL (the subscribed
+//!    events stay).
 //!
 //! # Call lifecycle (simulated seconds; one lasts [`SimOptions::second`])
 //! - Outbound (`outbound-api`): `queued` → 0.1 s → `initiated` (the REST status stays
