@@ -177,12 +177,14 @@ pub(crate) async fn run(target: &Target<'_>, requests: usize) -> Result<(), Stri
         let made = http
             .post(format!("{}/api/calls/make", target.base))
             .bearer_auth(&token)
-            .json(&json!({"to": format!("+1415{:07}", 6_660_000 + i), "flow_id": "bench"}))
+            .json(&json!({"to": format!("+1415666{:04}", 1000 + i), "flow_id": "bench"}))
             .send()
             .await
             .map_err(|e| e.to_string())?;
         let body: serde_json::Value = made.json().await.map_err(|e| e.to_string())?;
-        let call_id = body["call_id"].as_str().unwrap_or_default().to_owned();
+        let Some(call_id) = body["call_id"].as_str().map(str::to_owned) else {
+            return Err(format!("make call: {body}"));
+        };
         loop {
             let active: serde_json::Value = http
                 .get(format!("{}/api/calls/active", target.base))
@@ -201,7 +203,12 @@ pub(crate) async fn run(target: &Target<'_>, requests: usize) -> Result<(), Stri
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
-                return Err("a call never showed in-progress".into());
+                let simulated = body["call_sid"]
+                    .as_str()
+                    .and_then(|sid| target.simulator.call(sid));
+                return Err(format!(
+                    "call {call_id} never showed active: {active}; {body}; {simulated:?}"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
