@@ -161,33 +161,22 @@ pub async fn apply_status(
     update: &StatusCallback,
 ) -> ApiResult<Call> {
     let prices = prices(tel);
-    let before_sid = std::sync::Mutex::new(None::<Option<String>>);
+    // A callback that beat our own write of the SID records the SID's owner with it.
+    let owner = store::put_sid_owner(
+        &tel.app,
+        &update.call_sid,
+        &SidOwner::caller(tenant, call_id),
+    )?;
     let call = Engine::new(&tel.app, tenant)
         .update_call_with(call_id, |call, now| {
-            if let Ok(mut seen) = before_sid.lock() {
-                *seen = Some(call.call_sid.clone());
-            }
-            Ok(apply_carrier(call, update, now, prices).map(|next| (next, Vec::new())))
+            let extra = if call.call_sid.is_none() {
+                vec![owner.clone()]
+            } else {
+                Vec::new()
+            };
+            Ok(apply_carrier(call, update, now, prices).map(|next| (next, extra)))
         })
         .await?;
-    let had_sid = before_sid
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .flatten()
-        .is_some();
-    if !had_sid {
-        // The callback beat our own write of the SID: record its owner now.
-        let owner = SidOwner {
-            tenant_id: tenant.as_str().to_owned(),
-            call_id: call_id.to_owned(),
-            leg: Leg::Caller,
-            transfer_id: None,
-            agent_id: None,
-        };
-        let action = store::put_sid_owner(&tel.app, &update.call_sid, &owner)?;
-        vocelio_shared::dynamo::commit(&tel.app.db, vec![action]).await?;
-    }
     Ok(call)
 }
 
@@ -458,37 +447,22 @@ pub async fn make(
     let document = twiml::response(verbs);
     let now = clock::now();
     let at = clock::rfc3339(now);
-    let record = Call {
-        call_id: call_id.clone(),
-        call_sid: None,
-        caller_number: checked.to.clone(),
-        called_number: Some(checked.from.clone()),
-        direction: Direction::Outbound,
-        current_flow: checked.flow_id.clone(),
-        current_department: None,
-        assigned_agent: None,
-        status: CallStatus::Ringing,
-        start_time: at.clone(),
-        end_time: None,
-        duration: None,
-        ai_minutes: 0.0,
-        transfer_minutes: 0.0,
-        cost_ai: 0.0,
-        cost_human: 0.0,
-        transfer_count: 0,
-        open_transfer_id: None,
-        connected_at: None,
-        transfers: Vec::new(),
-        carrier: Some(new_leg(
-            "outbound-api",
-            &checked.to,
-            &checked.from,
-            TwilioStatus::Queued,
-            &at,
-        )),
-        created_at: at.clone(),
-        updated_at: at.clone(),
-    };
+    let mut record = Call::new(
+        call_id.clone(),
+        checked.to.clone(),
+        Direction::Outbound,
+        CallStatus::Ringing,
+        &at,
+    );
+    record.called_number = Some(checked.from.clone());
+    record.current_flow = checked.flow_id.clone();
+    record.carrier = Some(new_leg(
+        "outbound-api",
+        &checked.to,
+        &checked.from,
+        TwilioStatus::Queued,
+        &at,
+    ));
     let engine = Engine::new(&tel.app, tenant);
     let stored = engine.create_call_with(record, Vec::new()).await?;
     if stored.created_at != at {
@@ -517,14 +491,11 @@ pub async fn make(
         .await;
     match placed {
         Ok(twilio_call) => {
-            let owner = SidOwner {
-                tenant_id: tenant.as_str().to_owned(),
-                call_id: call_id.clone(),
-                leg: Leg::Caller,
-                transfer_id: None,
-                agent_id: None,
-            };
-            let owner_action = store::put_sid_owner(&tel.app, &twilio_call.sid, &owner)?;
+            let owner_action = store::put_sid_owner(
+                &tel.app,
+                &twilio_call.sid,
+                &SidOwner::caller(tenant, &call_id),
+            )?;
             let answered = TwilioStatus::parse(&twilio_call.status).unwrap_or(TwilioStatus::Queued);
             let call = engine
                 .update_call_with(&call_id, |call, now| {
@@ -905,31 +876,17 @@ mod tests {
             at,
         );
         leg.sequence = sequence;
-        Call {
-            call_id: "call_1".into(),
-            call_sid: Some("CA0123456789abcdef0123456789abcdef".into()),
-            caller_number: "+14155550123".into(),
-            called_number: Some("+14155550100".into()),
-            direction: Direction::Outbound,
-            current_flow: None,
-            current_department: None,
-            assigned_agent: None,
+        let mut call = Call::new(
+            "call_1".into(),
+            "+14155550123".into(),
+            Direction::Outbound,
             status,
-            start_time: at.into(),
-            end_time: None,
-            duration: None,
-            ai_minutes: 0.0,
-            transfer_minutes: 0.0,
-            cost_ai: 0.0,
-            cost_human: 0.0,
-            transfer_count: 0,
-            open_transfer_id: None,
-            connected_at: None,
-            transfers: Vec::new(),
-            carrier: Some(leg),
-            created_at: at.into(),
-            updated_at: at.into(),
-        }
+            at,
+        );
+        call.call_sid = Some("CA0123456789abcdef0123456789abcdef".into());
+        call.called_number = Some("+14155550100".into());
+        call.carrier = Some(leg);
+        call
     }
 
     fn report(status: TwilioStatus, sequence: u32, duration: Option<u32>) -> StatusCallback {

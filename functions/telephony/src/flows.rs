@@ -11,7 +11,7 @@ use vocelio_shared::{ApiError, ApiResult, AuthUser, clock, phone};
 use crate::callback::CallStatus as TwilioStatus;
 use crate::calls::new_leg;
 use crate::service::Telephony;
-use crate::store::{self, Flow, Leg, NumberOwner, SidOwner};
+use crate::store::{self, Flow, NumberOwner, SidOwner};
 use crate::twiml;
 
 /// Numbers one registration may map.
@@ -220,48 +220,25 @@ pub async fn answer(tel: &Telephony, call_sid: &str, from: &str, to: &str) -> Ap
     let at = clock::rfc3339(now);
     // The call id follows from the SID: Twilio retrying the webhook finds the same record.
     let call_id = format!("call_{}", call_sid.to_ascii_lowercase());
-    let call = Call {
-        call_id: call_id.clone(),
-        call_sid: Some(call_sid.to_owned()),
-        caller_number: caller.clone(),
-        called_number: to_e164.clone(),
-        direction: Direction::Inbound,
-        current_flow: Some(owner.flow_id.clone()),
-        current_department: None,
-        assigned_agent: None,
-        status: CallStatus::Ringing,
-        start_time: at.clone(),
-        end_time: None,
-        duration: None,
-        ai_minutes: 0.0,
-        transfer_minutes: 0.0,
-        cost_ai: 0.0,
-        cost_human: 0.0,
-        transfer_count: 0,
-        open_transfer_id: None,
-        connected_at: None,
-        transfers: Vec::new(),
-        carrier: Some(new_leg(
-            "inbound",
-            to_e164.as_deref().unwrap_or(to),
-            &caller,
-            TwilioStatus::Ringing,
-            &at,
-        )),
-        created_at: at.clone(),
-        updated_at: at,
-    };
-    let owner_item = store::put_sid_owner(
-        &tel.app,
-        call_sid,
-        &SidOwner {
-            tenant_id: tenant.as_str().to_owned(),
-            call_id,
-            leg: Leg::Caller,
-            transfer_id: None,
-            agent_id: None,
-        },
-    )?;
+    let mut call = Call::new(
+        call_id.clone(),
+        caller.clone(),
+        Direction::Inbound,
+        CallStatus::Ringing,
+        &at,
+    );
+    call.call_sid = Some(call_sid.to_owned());
+    call.called_number = to_e164.clone();
+    call.current_flow = Some(owner.flow_id.clone());
+    call.carrier = Some(new_leg(
+        "inbound",
+        to_e164.as_deref().unwrap_or(to),
+        &caller,
+        TwilioStatus::Ringing,
+        &at,
+    ));
+    let owner_item =
+        store::put_sid_owner(&tel.app, call_sid, &SidOwner::caller(&tenant, &call_id))?;
     Engine::new(&tel.app, &tenant)
         .create_call_with(call, vec![owner_item])
         .await?;

@@ -31,6 +31,17 @@ pub struct SidOwner {
 }
 
 impl SidOwner {
+    /// The owner of a customer's leg: call `call_id` of `tenant`.
+    pub fn caller(tenant: &TenantId, call_id: &str) -> Self {
+        Self {
+            tenant_id: tenant.as_str().to_owned(),
+            call_id: call_id.to_owned(),
+            leg: Leg::Caller,
+            transfer_id: None,
+            agent_id: None,
+        }
+    }
+
     /// The owner's tenant.
     pub fn tenant(&self) -> ApiResult<TenantId> {
         TenantId::parse(&self.tenant_id).map_err(|_| ApiError::internal("bad tenant on a SID"))

@@ -50,6 +50,19 @@ impl Verified {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The tenant and call our callback URL names (both required).
+    fn tenant_and_call(&self) -> ApiResult<(TenantId, &str)> {
+        let missing = || {
+            ApiError::bad_request(
+                "invalid_callback",
+                "the callback URL names no tenant or call",
+            )
+        };
+        let tenant = self.tenant()?.ok_or_else(missing)?;
+        let call_id = self.query("call_id").ok_or_else(missing)?;
+        Ok((tenant, call_id))
+    }
+
     fn tenant(&self) -> ApiResult<Option<TenantId>> {
         self.query("tenant")
             .map(|t| {
@@ -248,12 +261,7 @@ async fn dial_action(
     body: Bytes,
 ) -> ApiResult<Response> {
     let hook = verify(&tel, &uri, &headers, &body)?;
-    let tenant = hook.tenant()?.ok_or_else(|| {
-        ApiError::bad_request("invalid_callback", "the action URL names no tenant")
-    })?;
-    let call_id = hook
-        .query("call_id")
-        .ok_or_else(|| ApiError::bad_request("invalid_callback", "the action URL names no call"))?;
+    let (tenant, call_id) = hook.tenant_and_call()?;
     let kind = hook.query("kind").unwrap_or("cold");
     Ok(xml(transfer::after_dial(
         &tel,
@@ -273,12 +281,7 @@ async fn conference_status(
     body: Bytes,
 ) -> ApiResult<Response> {
     let hook = verify(&tel, &uri, &headers, &body)?;
-    let tenant = hook.tenant()?.ok_or_else(|| {
-        ApiError::bad_request("invalid_callback", "the callback URL names no tenant")
-    })?;
-    let call_id = hook.query("call_id").ok_or_else(|| {
-        ApiError::bad_request("invalid_callback", "the callback URL names no call")
-    })?;
+    let (tenant, call_id) = hook.tenant_and_call()?;
     transfer::on_conference(&tel, &tenant, call_id, &hook.params).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

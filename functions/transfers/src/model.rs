@@ -141,6 +141,41 @@ pub struct CarrierLeg {
 }
 
 impl Call {
+    /// A call starting at `at` (RFC 3339) with nothing counted yet.
+    pub fn new(
+        call_id: String,
+        caller_number: String,
+        direction: Direction,
+        status: CallStatus,
+        at: &str,
+    ) -> Self {
+        Self {
+            call_id,
+            call_sid: None,
+            caller_number,
+            called_number: None,
+            direction,
+            current_flow: None,
+            current_department: None,
+            assigned_agent: None,
+            status,
+            start_time: at.to_owned(),
+            end_time: None,
+            duration: None,
+            ai_minutes: 0.0,
+            transfer_minutes: 0.0,
+            cost_ai: 0.0,
+            cost_human: 0.0,
+            transfer_count: 0,
+            open_transfer_id: None,
+            connected_at: None,
+            transfers: Vec::new(),
+            carrier: None,
+            created_at: at.to_owned(),
+            updated_at: at.to_owned(),
+        }
+    }
+
     /// Seconds since the call started, as of `now` (the end time once ended).
     pub fn live_duration(&self, now: OffsetDateTime) -> u64 {
         if let Some(d) = self.duration {

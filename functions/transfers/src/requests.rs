@@ -180,32 +180,17 @@ impl CreateCall {
             "a new call is ringing or active",
         );
         v.finish()?;
-        let at = clock::rfc3339(now);
-        Ok(Call {
+        let mut call = Call::new(
             call_id,
-            call_sid: self.call_sid,
-            caller_number: caller.map(|c| c.as_str().to_owned()).unwrap_or_default(),
-            called_number: called.and_then(Result::ok).map(|c| c.as_str().to_owned()),
-            direction: self.direction.unwrap_or(Direction::Inbound),
-            current_flow: flow,
-            current_department: None,
-            assigned_agent: None,
+            caller.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            self.direction.unwrap_or(Direction::Inbound),
             status,
-            start_time: at.clone(),
-            end_time: None,
-            duration: None,
-            ai_minutes: 0.0,
-            transfer_minutes: 0.0,
-            cost_ai: 0.0,
-            cost_human: 0.0,
-            transfer_count: 0,
-            open_transfer_id: None,
-            connected_at: None,
-            transfers: Vec::new(),
-            carrier: None,
-            created_at: at.clone(),
-            updated_at: at,
-        })
+            &clock::rfc3339(now),
+        );
+        call.call_sid = self.call_sid;
+        call.called_number = called.and_then(Result::ok).map(|c| c.as_str().to_owned());
+        call.current_flow = flow;
+        Ok(call)
     }
 }
 
