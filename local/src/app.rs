@@ -8,13 +8,14 @@ use crate::gateway::LocalGateway;
 use vocelio_shared::http::{finish, health_routes_for};
 
 /// The functions served by the local stack: `(name, version)`.
-pub const SERVICES: [(&str, &str); 6] = [
+pub const SERVICES: [(&str, &str); 7] = [
     (departments::SERVICE, env!("CARGO_PKG_VERSION")),
     (agents::SERVICE, env!("CARGO_PKG_VERSION")),
     (transfers::SERVICE, env!("CARGO_PKG_VERSION")),
     (realtime::SERVICE, env!("CARGO_PKG_VERSION")),
     (tts::SERVICE, env!("CARGO_PKG_VERSION")),
     (telephony::SERVICE, env!("CARGO_PKG_VERSION")),
+    (contacts::SERVICE, env!("CARGO_PKG_VERSION")),
 ];
 
 /// All routes on one router: what API Gateway fronts on AWS (the HTTP API, the SSE
@@ -24,6 +25,7 @@ pub fn app(
     gateway: &LocalGateway,
     tts: tts::Tts,
     telephony: telephony::Telephony,
+    contacts: contacts::Contacts,
 ) -> Router {
     let routes = departments::routes()
         .merge(agents::routes())
@@ -32,6 +34,7 @@ pub fn app(
         .merge(tts::routes(tts))
         .merge(telephony::routes(telephony.clone()))
         .merge(telephony::webhook_routes(telephony))
+        .merge(contacts::routes(contacts))
         .merge(health_routes_for("/health", &SERVICES));
     finish(routes, state).merge(gateway.routes())
 }
@@ -67,6 +70,68 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "sweep failed"),
+            }
+        }
+    })
+}
+
+/// Delivers the bucket's object-created notifications for the import queue to the import
+/// worker, as S3 does on AWS: every `every`, each new object under `imports/queue/` becomes
+/// one notification event (each handled on its own task); stops when the handle is aborted.
+pub fn spawn_import_notifications(
+    contacts: contacts::Contacts,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let in_flight = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::<
+            String,
+        >::new()));
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let listed = contacts
+                .s3
+                .list_objects_v2()
+                .bucket(contacts.bucket())
+                .prefix(contacts::import::QUEUE_PREFIX)
+                .max_keys(100)
+                .send()
+                .await;
+            let objects = match listed {
+                Ok(listed) => listed.contents.unwrap_or_default(),
+                Err(err) => {
+                    tracing::warn!(error = %aws_sdk_s3::error::DisplayErrorContext(err), "listing the import queue failed");
+                    continue;
+                }
+            };
+            for object in objects {
+                let Some(key) = object.key else { continue };
+                let fresh = in_flight
+                    .lock()
+                    .map(|mut set| set.insert(key.clone()))
+                    .unwrap_or(false);
+                if !fresh {
+                    continue;
+                }
+                let contacts = contacts.clone();
+                let in_flight = in_flight.clone();
+                let size = object.size.unwrap_or_default().max(0) as u64;
+                tokio::spawn(async move {
+                    let event = contacts::import::notification_event(contacts.bucket(), &key, size);
+                    let budget =
+                        std::time::Duration::from_secs(contacts.config.import_budget_seconds);
+                    if let Err(err) =
+                        contacts::import::handle_s3_event(&contacts, &event, budget).await
+                    {
+                        // As S3's retries do: the object stays and is delivered again.
+                        tracing::warn!(key, error = %err, "import notification failed; delivered again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    if let Ok(mut set) = in_flight.lock() {
+                        set.remove(&key);
+                    }
+                });
             }
         }
     })

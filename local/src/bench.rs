@@ -112,7 +112,20 @@ pub async fn run(
     let gateway = crate::gateway::LocalGateway::new(realtime.clone()).with_tts(
         tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
     );
-    let app = crate::app::app(state.clone(), &gateway, tts.clone(), telephony.clone());
+    let contacts = stack::local_contacts(state.clone(), &aws, &|name: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })?;
+    let _imports = crate::app::spawn_import_notifications(
+        contacts.clone(),
+        std::time::Duration::from_millis(100),
+    );
+    let app = crate::app::app(
+        state.clone(),
+        &gateway,
+        tts.clone(),
+        telephony.clone(),
+        contacts.clone(),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -154,6 +154,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         &base,
         &env,
     )?;
+    let contacts = stack::local_contacts(state.clone(), &aws, &env)?;
     let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone()).with_tts(
         tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
     );
@@ -166,6 +167,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  SSE:                 {base}/api/calls/active/events?token=...\
          \n  TTS:                 {base}/tiers, /voices/{{provider}}, /synthesize, /stream/synthesize\
          \n  Telephony:           {base}/api/calls/make, /api/calls/{{call_sid}}/status, /admin/register-flow; Twilio webhooks at {base}/twilio/...\
+         \n  Contacts:            {base}/v1/contact-lists, /v1/contacts, /v1/uploads/contacts, /v1/dnc-lists, /v1/dnc/scrub (errors in the contact guide's form)\
          \n  Twilio simulator:    {} (account {}; its calls at /__sim/calls)\
          \n  Azure Speech fake:   {} (key {})\
          \n  ElevenLabs fake:     {} (key {})\
@@ -182,6 +184,15 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n       -d '{{\"to\": \"+14155550123\", \"message\": \"Hello from Vocelio\", \"voice_settings\": {{\"provider\": \"azure\", \"voice_id\": \"en-US-AriaNeural\"}}}}'\
          \n  curl -s {base}/api/calls/CA.../status -H \"Authorization: Bearer $TOKEN\"   # the call_sid above: ringing, in-progress, completed\
          \n  curl -s -X POST {twilio}/__sim/inbound -H 'Content-Type: application/json' -d '{{\"from\": \"+14155550177\", \"to\": \"<a number you registered>\"}}'\
+         \n\nContacts: a list, a CSV through the presigned upload, the job's progress, a search:\n\
+         \n  curl -s -X POST {base}/v1/contact-lists -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"name\": \"Leads\"}}'\
+         \n  curl -s -X POST {base}/v1/uploads/contacts -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"fileName\": \"leads.csv\", \"contentType\": \"text/csv\", \"listId\": \"lst_...\"}}'   # answers jobId and uploadUrl\
+         \n  curl -s -X PUT \"<uploadUrl>\" -H 'Content-Type: text/csv' --data-binary @local/tests/fixtures/contacts/spreadsheet_bom_crlf.csv\
+         \n  curl -s -X POST {base}/v1/uploads/contacts/imp_.../start -H \"Authorization: Bearer $TOKEN\"\
+         \n  curl -s {base}/v1/uploads/contacts/imp_... -H \"Authorization: Bearer $TOKEN\"\
+         \n  curl -s '{base}/v1/contacts?search=415%20555-2671' -H \"Authorization: Bearer $TOKEN\"\
+         \n  curl -s {base}/v1/contact-lists/lst_.../export -H \"Authorization: Bearer $TOKEN\"\
          \n\nOther tokens: cargo run -p vocelio-local -- token --tenant demo --user ana --role agent\
          \nCtrl-C stops everything this command started.\n",
         started.elapsed().as_secs_f64(),
@@ -208,12 +219,18 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         &standins.dynamodb.url,
         &core,
     );
-    axum::serve(listener, app::app(state, &gateway, tts, telephony))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let imports =
+        app::spawn_import_notifications(contacts.clone(), std::time::Duration::from_millis(250));
+    axum::serve(
+        listener,
+        app::app(state, &gateway, tts, telephony, contacts),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     sweeper.abort();
     follower.abort();
+    imports.abort();
     fake_tasks.iter().for_each(|task| task.abort());
     simulator_task.abort();
     eprintln!("[local] stopping stand-ins");

@@ -224,6 +224,23 @@ pub async fn start_twilio_simulator(
     .map_err(|e| format!("Twilio simulator: {e}"))
 }
 
+/// The contacts function over the stand-ins: `source` first, then the media bucket for
+/// uploads.
+pub fn local_contacts(
+    state: AppState,
+    aws: &LocalAws,
+    source: &dyn Fn(&str) -> Option<String>,
+) -> Result<contacts::Contacts, String> {
+    let config = contacts::config::ContactsConfig::from_source(&move |name: &str| {
+        source(name).or_else(|| match name {
+            "UPLOAD_BUCKET" => Some(LOCAL_BUCKET.to_owned()),
+            _ => None,
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(contacts::Contacts::new(state, config, aws.s3.clone()))
+}
+
 /// The caller ID of outbound calls in the local stack.
 pub const LOCAL_CALLER_ID: &str = "+14155550100";
 

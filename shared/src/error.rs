@@ -40,6 +40,9 @@ pub enum ApiError {
     /// 403: the token is fine but its role or tenant may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with its own code: a rule refuses this action (`do_not_call`, ...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     /// 404: nothing by that name in the caller's tenant (or no such route).
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -142,7 +145,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -160,6 +163,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
+            Self::Refused { code, .. } => code,
             Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",

@@ -50,6 +50,26 @@ pub mod types {
     pub const TRANSFER_CANCELLED: &str = "transfer_cancelled";
     /// A department's queue changed (entered, left, re-ordered).
     pub const QUEUE_UPDATED: &str = "queue_updated";
+    /// A contact was created.
+    pub const CONTACT_CREATED: &str = "contact_created";
+    /// A contact's fields or status changed.
+    pub const CONTACT_UPDATED: &str = "contact_updated";
+    /// A contact was deleted.
+    pub const CONTACT_DELETED: &str = "contact_deleted";
+    /// A contact list was created.
+    pub const CONTACT_LIST_CREATED: &str = "contact_list_created";
+    /// A contact list's fields changed.
+    pub const CONTACT_LIST_UPDATED: &str = "contact_list_updated";
+    /// A contact list was archived or deleted.
+    pub const CONTACT_LIST_DELETED: &str = "contact_list_deleted";
+    /// Contacts joined or left a list (bulk changes: one event per request).
+    pub const CONTACT_LIST_MEMBERS_CHANGED: &str = "contact_list_members_changed";
+    /// Contacts changed in bulk (one event per request).
+    pub const CONTACT_BULK_UPDATED: &str = "contact_bulk_updated";
+    /// Numbers were added to or removed from a do-not-call list.
+    pub const DNC_LIST_UPDATED: &str = "dnc_list_updated";
+    /// An import job moved on (every `IMPORT_PROGRESS_ROWS` rows, and at its end).
+    pub const IMPORT_PROGRESS: &str = "import_progress";
 }
 
 /// A domain event about to be written.

@@ -179,6 +179,19 @@ pub fn transfer_leg_sk(who: &str) -> String {
     format!("LEG#{who}")
 }
 
+/// A tenant's do-not-call registry entry for one number (E.164): which DNC lists hold it.
+/// One GetItem answers "may we call this number?".
+pub fn dnc_number_pk(tenant: &TenantId, e164: &str) -> String {
+    format!("TENANT#{tenant}#DNC#{e164}")
+}
+
+/// The sort key of [`dnc_number_pk`] items.
+pub const DNC_NUMBER_SK: &str = "DNC";
+
+/// The attribute of a [`dnc_number_pk`] item naming the DNC lists that hold the number
+/// (a string set; absent when no list does).
+pub const DNC_LISTS_ATTR: &str = "lists";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod dnc;
 pub mod dynamo;
 pub mod error;
 pub mod events;

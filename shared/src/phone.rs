@@ -100,6 +100,13 @@ fn possible_lengths(metadata: &phonenumber::Metadata) -> Vec<usize> {
     lengths
 }
 
+/// The country calling code of a region (`US` → 1), for matching typed prefixes.
+pub fn country_code(region: Region) -> Option<u16> {
+    DATABASE
+        .by_id(region.as_ref())
+        .map(phonenumber::Metadata::country_code)
+}
+
 /// Normalises a typed phone number to E.164, reading numbers without `+` in `default_region`.
 pub fn normalize(input: &str, default_region: Region) -> Result<E164, PhoneError> {
     let trimmed = input.trim();

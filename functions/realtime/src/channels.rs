@@ -23,16 +23,20 @@ pub enum Channel {
     Calls,
     /// Departments: created, updated, deactivated (admins and supervisors).
     Departments,
+    /// Contacts, lists, do-not-call lists and import progress (`contact_*`, `dnc_*`,
+    /// `import_*`; admins and supervisors).
+    Contacts,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 5] = [
+    pub const ALL: [Channel; 6] = [
         Channel::Transfers,
         Channel::Agents,
         Channel::Queues,
         Channel::Calls,
         Channel::Departments,
+        Channel::Contacts,
     ];
 
     /// The name clients use.
@@ -43,6 +47,7 @@ impl Channel {
             Channel::Queues => "queues",
             Channel::Calls => "calls",
             Channel::Departments => "departments",
+            Channel::Contacts => "contacts",
         }
     }
 
@@ -55,6 +60,7 @@ impl Channel {
             "queue" => Some(Channel::Queues),
             "call" => Some(Channel::Calls),
             "department" => Some(Channel::Departments),
+            "contact" | "dnc" | "import" => Some(Channel::Contacts),
             _ => None,
         }
     }
@@ -75,7 +81,7 @@ impl FromStr for Channel {
             .find(|c| c.as_str() == s.trim())
             .ok_or_else(|| {
                 format!(
-                    "unknown channel {s:?}; use one of transfers, agents, queues, calls, departments"
+                    "unknown channel {s:?}; use one of transfers, agents, queues, calls, departments, contacts"
                 )
             })
     }
@@ -324,7 +330,7 @@ pub fn authorize(
     let allowed = match channel {
         Channel::Agents => own_agent || own_department,
         Channel::Transfers | Channel::Queues | Channel::Calls => own_agent || own_department,
-        Channel::Departments => false,
+        Channel::Departments | Channel::Contacts => false,
     };
     if allowed {
         Ok(())
@@ -365,6 +371,9 @@ mod tests {
             "call_ended",
             "call_status_update",
             "department_created",
+            "contact_created",
+            "import_progress",
+            "dnc_list_updated",
         ] {
             assert!(Channel::of_event(kind).is_some(), "{kind}");
         }

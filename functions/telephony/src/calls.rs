@@ -420,6 +420,8 @@ pub async fn make(
         return Ok((status, replay.body, true));
     }
     let checked = check(tel, &body)?;
+    // Never dial a number on one of the tenant's do-not-call lists (one GetItem).
+    vocelio_shared::dnc::ensure_callable(&tel.app, tenant, &checked.to).await?;
     let flow = match &checked.flow_id {
         Some(id) => Some(
             store::flow(&tel.app, tenant, id)

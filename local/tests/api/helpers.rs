@@ -125,7 +125,14 @@ fn start_stream_follower(
                     &|_| None,
                 )?;
                 let gateway = LocalGateway::new(realtime.clone());
-                let app = vocelio_local::app::app(state, &gateway, tts, telephony.clone());
+                let contacts = stack::local_contacts(state.clone(), &aws, &|_| None)?;
+                // The run's one deliverer of the bucket's import notifications.
+                let _imports = vocelio_local::app::spawn_import_notifications(
+                    contacts.clone(),
+                    std::time::Duration::from_millis(50),
+                );
+                let app =
+                    vocelio_local::app::app(state, &gateway, tts, telephony.clone(), contacts);
                 tokio::spawn(async move {
                     let _ = axum::serve(listener, app).await;
                 });
@@ -167,6 +174,8 @@ pub struct TestApp {
     pub twilio: twilio_sim::Simulator,
     /// The telephony service of this app (the simulator's account).
     pub telephony: telephony::Telephony,
+    /// The contacts service of this app (its S3 client reaches the run's bucket).
+    pub contacts: contacts::Contacts,
     http: reqwest::Client,
 }
 
@@ -231,7 +240,14 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         &lookup,
     )
     .expect("telephony");
-    let app = vocelio_local::app::app(state.clone(), &gateway, tts.clone(), telephony.clone());
+    let contacts = stack::local_contacts(state.clone(), &aws, &lookup).expect("contacts");
+    let app = vocelio_local::app::app(
+        state.clone(),
+        &gateway,
+        tts.clone(),
+        telephony.clone(),
+        contacts.clone(),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -247,6 +263,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         elevenlabs: elevenlabs.control,
         twilio: stand.twilio.clone(),
         telephony,
+        contacts,
         http: reqwest::Client::new(),
     }
 }

@@ -1,0 +1,155 @@
+//! Keys of the contact items in the core table, computed from tenant-scoped ids.
+//!
+//! - `TENANT#t#CONTACTS`: `C#<contact_id>` (the contact), `PHONE#<e164>` (the number's one
+//!   owner), `EMAIL#<email>#<id>` and `NAME#<name>#<id>` (search index items), `COUNT`.
+//! - `TENANT#t#CLISTS`: `L#<list_id>` (the list), `LNAME#<name>` (name reservation).
+//! - `TENANT#t#CLIST#<list_id>`: `M#<contact_id>` (membership).
+//! - `TENANT#t#DNCLISTS`: `D#<id>`; `TENANT#t#DNCLIST#<id>`: `E#<e164>`; the tenant-wide
+//!   registry item per number is `vocelio_shared::keys::dnc_number_pk`.
+//! - `TENANT#t#IMPORTS`: `J#<job_id>`; `TENANT#t#IMPORT#<job_id>`: `ERR#<line>`.
+
+use vocelio_shared::ids::TenantId;
+
+/// A tenant's contacts and their index items.
+pub fn contacts_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#CONTACTS")
+}
+
+/// Sort-key prefix of contact records.
+pub const CONTACT_PREFIX: &str = "C#";
+
+/// A contact's sort key.
+pub fn contact_sk(contact_id: &str) -> String {
+    format!("{CONTACT_PREFIX}{contact_id}")
+}
+
+/// The item claiming a phone number (E.164) for one contact of the tenant.
+pub fn phone_sk(e164: &str) -> String {
+    format!("PHONE#{e164}")
+}
+
+/// Sort-key prefix of phone claims.
+pub const PHONE_PREFIX: &str = "PHONE#";
+
+/// Sort-key prefix of email index items.
+pub const EMAIL_PREFIX: &str = "EMAIL#";
+
+/// An email index item.
+pub fn email_sk(email: &str, contact_id: &str) -> String {
+    format!("{EMAIL_PREFIX}{email}#{contact_id}")
+}
+
+/// Sort-key prefix of name index items.
+pub const NAME_PREFIX: &str = "NAME#";
+
+/// A name index item (`name` already folded).
+pub fn name_sk(name: &str, contact_id: &str) -> String {
+    format!("{NAME_PREFIX}{name}#{contact_id}")
+}
+
+/// The tenant's contact counters.
+pub const COUNT_SK: &str = "COUNT";
+
+/// A tenant's contact lists.
+pub fn lists_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#CLISTS")
+}
+
+/// Sort-key prefix of contact lists.
+pub const LIST_PREFIX: &str = "L#";
+
+/// A contact list's sort key.
+pub fn list_sk(list_id: &str) -> String {
+    format!("{LIST_PREFIX}{list_id}")
+}
+
+/// The item reserving a list name (case-insensitive) in its tenant.
+pub fn list_name_sk(name: &str) -> String {
+    format!("LNAME#{}", fold(name))
+}
+
+/// The members of one contact list.
+pub fn members_pk(tenant: &TenantId, list_id: &str) -> String {
+    format!("TENANT#{tenant}#CLIST#{list_id}")
+}
+
+/// Sort-key prefix of memberships.
+pub const MEMBER_PREFIX: &str = "M#";
+
+/// A membership's sort key.
+pub fn member_sk(contact_id: &str) -> String {
+    format!("{MEMBER_PREFIX}{contact_id}")
+}
+
+/// A tenant's DNC lists.
+pub fn dnc_lists_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#DNCLISTS")
+}
+
+/// Sort-key prefix of DNC lists.
+pub const DNC_LIST_PREFIX: &str = "D#";
+
+/// A DNC list's sort key.
+pub fn dnc_list_sk(list_id: &str) -> String {
+    format!("{DNC_LIST_PREFIX}{list_id}")
+}
+
+/// The entries of one DNC list.
+pub fn dnc_entries_pk(tenant: &TenantId, list_id: &str) -> String {
+    format!("TENANT#{tenant}#DNCLIST#{list_id}")
+}
+
+/// Sort-key prefix of DNC entries.
+pub const DNC_ENTRY_PREFIX: &str = "E#";
+
+/// A DNC entry's sort key.
+pub fn dnc_entry_sk(e164: &str) -> String {
+    format!("{DNC_ENTRY_PREFIX}{e164}")
+}
+
+/// A tenant's import jobs.
+pub fn imports_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#IMPORTS")
+}
+
+/// An import job's sort key.
+pub fn import_sk(job_id: &str) -> String {
+    format!("J#{job_id}")
+}
+
+/// The error rows of one import job.
+pub fn import_rows_pk(tenant: &TenantId, job_id: &str) -> String {
+    format!("TENANT#{tenant}#IMPORT#{job_id}")
+}
+
+/// Sort-key prefix of an import's error rows.
+pub const ERROR_ROW_PREFIX: &str = "ERR#";
+
+/// An error row's sort key: zero-padded so rows sort by line.
+pub fn error_row_sk(line: u64) -> String {
+    format!("{ERROR_ROW_PREFIX}{line:012}")
+}
+
+/// Folds text for index keys and case-insensitive matching: lowercase, whitespace collapsed,
+/// `#` removed (the key separator).
+pub fn fold(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| w.to_lowercase().replace('#', ""))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_tenant_scoped_and_fold_names() {
+        let t = TenantId::parse("acme").unwrap();
+        assert_eq!(contacts_pk(&t), "TENANT#acme#CONTACTS");
+        assert_eq!(list_name_sk("  VIP   Leads "), "LNAME#vip leads");
+        assert_eq!(fold("Zoë  #1 Müller"), "zoë 1 müller");
+        assert_eq!(error_row_sk(42), "ERR#000000000042");
+    }
+}
