@@ -436,9 +436,9 @@ pub async fn start(
         &svc.app,
         keys::imports_pk(tenant),
         keys::import_sk(job_id),
-        "SET #status = :queued, bytesTotal = :size, updatedAt = :at, leaseUntil = :zero",
+        "SET #status = :queued, #bytesTotal = :size, #updatedAt = :at, #leaseUntil = :zero",
         Some(
-            "#status IN (:awaiting, :queued, :processing) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
+            "#status IN (:awaiting, :queued, :processing) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :now)",
         ),
         vec![
             (":queued", s("queued")),
@@ -484,7 +484,7 @@ async fn fail(svc: &Contacts, tenant: &TenantId, job: &ImportJob, why: &str) -> 
             &svc.app,
             keys::imports_pk(tenant),
             keys::import_sk(&job.job_id),
-            "SET #status = :failed, #error = :why, finishedAt = :at, updatedAt = :at, leaseUntil = :zero",
+            "SET #status = :failed, #error = :why, #finishedAt = :at, #updatedAt = :at, #leaseUntil = :zero",
             Some("#status <> :completed"),
             vec![
                 (":failed", s("failed")),
@@ -757,9 +757,9 @@ async fn claim(
         &svc.app,
         keys::imports_pk(tenant),
         keys::import_sk(job_id),
-        "SET #status = :processing, leaseOwner = :owner, leaseUntil = :until, updatedAt = :at, startedAt = if_not_exists(startedAt, :at) ADD attempts :one",
+        "SET #status = :processing, #leaseOwner = :owner, #leaseUntil = :until, #updatedAt = :at, #startedAt = if_not_exists(#startedAt, :at) ADD #attempts :one",
         Some(
-            "processed = :processed AND attempts = :attempts AND #status IN (:queued, :processing, :awaiting) AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now)",
+            "#processed = :processed AND #attempts = :attempts AND #status IN (:queued, :processing, :awaiting) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil <= :now)",
         ),
         vec![
             (":processing", s("processing")),
@@ -804,8 +804,8 @@ pub async fn run(
                 &svc.app,
                 keys::imports_pk(tenant),
                 keys::import_sk(job_id),
-                "SET #error = :why, leaseUntil = :zero",
-                Some("leaseOwner = :me"),
+                "SET #error = :why, #leaseUntil = :zero",
+                Some("#leaseOwner = :me"),
                 vec![
                     (":why", s(format!("attempt failed: {}", err.code()))),
                     (":zero", n(0)),
@@ -1034,8 +1034,8 @@ async fn work(
             &svc.app,
             keys::imports_pk(tenant),
             keys::import_sk(&job.job_id),
-            "SET headers = :headers, #columns = :columns, fileKind = :kind, delimiter = :delimiter, encoding = :encoding, bomLen = :bom",
-            Some("leaseOwner = :me"),
+            "SET #headers = :headers, #columns = :columns, #fileKind = :kind, #delimiter = :delimiter, #encoding = :encoding, #bomLen = :bom",
+            Some("#leaseOwner = :me"),
             vec![
                 (
                     ":headers",
@@ -1138,8 +1138,8 @@ async fn work(
                 &svc.app,
                 keys::imports_pk(tenant),
                 keys::import_sk(&job.job_id),
-                "SET #status = :queued, leaseUntil = :zero, updatedAt = :at",
-                Some("leaseOwner = :me"),
+                "SET #status = :queued, #leaseUntil = :zero, #updatedAt = :at",
+                Some("#leaseOwner = :me"),
                 vec![
                     (":queued", s("queued")),
                     (":zero", n(0)),
@@ -1261,9 +1261,8 @@ async fn commit_batch(
             state,
             keys::imports_pk(tenant),
             keys::import_sk(&job.job_id),
-            "SET checkpoint = :checkpoint, bytesProcessed = :bytes, updatedAt = :at, leaseUntil = :until \
-             ADD processed :rows, totalRows :rows, imported :imported, updated :updated, duplicatesInFile :dups, skipped :skipped, failed :failed, doNotCall :dnc",
-            Some("leaseOwner = :me AND processed = :seen"),
+            "SET #checkpoint = :checkpoint, #bytesProcessed = :bytes, #updatedAt = :at, #leaseUntil = :until \
+             ADD #processed :rows, #totalRows :rows, #imported :imported, #updated :updated, #duplicatesInFile :dups, #skipped :skipped, #failed :failed, #doNotCall :dnc", Some("#leaseOwner = :me AND #processed = :seen"),
             vec![
                 (":checkpoint", serde_dynamo::to_attribute_value(checkpoint).map_err(ApiError::internal)?),
                 (":bytes", n(checkpoint.byte)),
@@ -1520,9 +1519,9 @@ async fn finish(svc: &Contacts, tenant: &TenantId, job_id: &str, lease: &Lease) 
         (":me", s(&lease.owner)),
         (":bytes", n(job.bytes_total)),
     ];
-    let mut expression = "SET #status = :completed, finishedAt = :at, updatedAt = :at, leaseUntil = :zero, bytesProcessed = :bytes REMOVE #error".to_owned();
+    let mut expression = "SET #status = :completed, #finishedAt = :at, #updatedAt = :at, #leaseUntil = :zero, #bytesProcessed = :bytes REMOVE #error".to_owned();
     if let Some(key) = &report_key {
-        expression = expression.replace(" REMOVE", ", errorReportKey = :report REMOVE");
+        expression = expression.replace(" REMOVE", ", #errorReportKey = :report REMOVE");
         values.push((":report", s(key)));
     }
     let actions = vec![
@@ -1531,7 +1530,7 @@ async fn finish(svc: &Contacts, tenant: &TenantId, job_id: &str, lease: &Lease) 
             keys::imports_pk(tenant),
             keys::import_sk(job_id),
             &expression,
-            Some("leaseOwner = :me"),
+            Some("#leaseOwner = :me"),
             values,
             vec![("#status", "status"), ("#error", "error")],
         )?,

@@ -460,7 +460,10 @@ pub async fn change_members(
     }
     for chunk in todo.chunks(MEMBERS_PER_TRANSACTION) {
         let mut pending: Vec<&Contact> = chunk.iter().collect();
-        for _round in 0..4 {
+        for round in 0..10u32 {
+            if round > 0 {
+                tokio::time::sleep(store::backoff(round.min(4))).await;
+            }
             if pending.is_empty() {
                 break;
             }

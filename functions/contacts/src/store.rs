@@ -234,6 +234,24 @@ pub fn update_action(
     for (alias, name) in names {
         update = update.expression_attribute_names(alias, name);
     }
+    // Every other `#name` in the expressions stands for the attribute `name` (attribute
+    // names such as `processed` or `status` are reserved words in expressions).
+    let mut implied: Vec<&str> = Vec::new();
+    for text in [Some(expression), condition].into_iter().flatten() {
+        for (i, _) in text.match_indices('#') {
+            let name: &str = text[i + 1..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default();
+            if !name.is_empty() && !implied.contains(&name) {
+                implied.push(name);
+            }
+        }
+    }
+    for name in implied {
+        let alias = format!("#{name}");
+        update = update.expression_attribute_names(alias, name);
+    }
     Ok(TransactWriteItem::builder()
         .update(update.build().map_err(ApiError::internal)?)
         .build())

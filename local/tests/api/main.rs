@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod agents;
+mod contacts;
 mod departments;
 mod helpers;
 mod lambda_events;
