@@ -59,13 +59,23 @@ pub(crate) fn print_series(label: &str, s: &Series) {
 /// One simulated second of the benchmark's Twilio simulator (rings last 2 of them).
 const SIM_SECOND: Duration = Duration::from_millis(5);
 
-/// Runs the benchmark and prints its figures.
+/// Which series run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    Everything,
+    Realtime,
+    Tts,
+    Telephony,
+    Contacts,
+}
+
+/// Runs the benchmark and prints its figures; `contact_rows` are the sizes of the generated
+/// contact imports.
 pub async fn run(
     requests: usize,
     lambda_dir: Option<PathBuf>,
-    realtime_only: bool,
-    tts_only: bool,
-    telephony_only: bool,
+    only: Only,
+    contact_rows: &[usize],
 ) -> Result<(), String> {
     println!(
         "Vocelio benchmark ({} requests per series, {} cores)",
@@ -140,8 +150,15 @@ pub async fn run(
         dynamodb_url: &standins.dynamodb.url,
         table: &core,
     };
-    if tts_only {
+    if only == Only::Tts {
         return crate::tts_bench::run(&tts_target, &lambda_dir).await;
+    }
+    let contacts_target = crate::contacts_bench::Target {
+        base: &base,
+        secret: &secret,
+    };
+    if only == Only::Contacts {
+        return crate::contacts_bench::run(&contacts_target, contact_rows, requests).await;
     }
     let telephony_target = crate::telephony_bench::Target {
         base: &base,
@@ -150,10 +167,10 @@ pub async fn run(
         state: &state,
         second: SIM_SECOND,
     };
-    if telephony_only {
+    if only == Only::Telephony {
         return crate::telephony_bench::run(&telephony_target, requests).await;
     }
-    if realtime_only {
+    if only == Only::Realtime {
         sse_bench(&base, &secret).await?;
         for clients in [1, 100, 1000] {
             websocket_bench(&base, &secret, clients).await?;
@@ -279,6 +296,7 @@ pub async fn run(
 
     crate::tts_bench::run(&tts_target, &lambda_dir).await?;
     crate::telephony_bench::run(&telephony_target, requests).await?;
+    crate::contacts_bench::run(&contacts_target, contact_rows, requests).await?;
 
     println!("\nLambda binaries ({}):", lambda_dir.display());
     let agent_token = token_for_lambda;

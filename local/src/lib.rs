@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+mod contacts_bench;
 pub mod fakes;
 pub mod gateway;
 pub mod stack;

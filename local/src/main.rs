@@ -49,6 +49,12 @@ enum Cmd {
         /// Only the telephony series (signed status callbacks, make → in-progress).
         #[arg(long)]
         telephony_only: bool,
+        /// Only the contacts series (imports, search, DNC checks).
+        #[arg(long)]
+        contacts_only: bool,
+        /// Row counts of the generated contact imports.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        contacts_rows: Vec<usize>,
     },
     /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
     Token {
@@ -91,15 +97,21 @@ async fn main() -> ExitCode {
             realtime_only,
             tts_only,
             telephony_only,
+            contacts_only,
+            contacts_rows,
         } => {
-            vocelio_local::bench::run(
-                requests,
-                lambda_dir,
-                realtime_only,
-                tts_only,
-                telephony_only,
-            )
-            .await
+            let only = if realtime_only {
+                vocelio_local::bench::Only::Realtime
+            } else if tts_only {
+                vocelio_local::bench::Only::Tts
+            } else if telephony_only {
+                vocelio_local::bench::Only::Telephony
+            } else if contacts_only {
+                vocelio_local::bench::Only::Contacts
+            } else {
+                vocelio_local::bench::Only::Everything
+            };
+            vocelio_local::bench::run(requests, lambda_dir, only, &contacts_rows).await
         }
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())

@@ -580,7 +580,6 @@ pub async fn search(
     if q.is_empty() {
         return Ok(Vec::new());
     }
-    let pk = keys::contacts_pk(tenant);
     let mut ids: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     let mut push = |id: String, ids: &mut Vec<String>| {
@@ -609,6 +608,7 @@ pub async fn search(
             if ids.len() >= limit {
                 break;
             }
+            let pk = keys::index_pk(tenant, &prefix);
             let page =
                 store::query_page(state, &pk, &prefix, None, (limit * 2) as i32, false).await?;
             for item in page.items {
@@ -628,6 +628,31 @@ pub async fn search(
         } else {
             format!("{}{folded}", keys::NAME_PREFIX)
         };
+        if !keys::index_prefix_is_routable(&prefix) {
+            // One character names no index partition: a bounded text filter instead.
+            let filters = Filters {
+                status: None,
+                tags: Vec::new(),
+                text: Some(folded),
+            };
+            let page = list(
+                state,
+                tenant,
+                &Source::Tenant,
+                &filters,
+                1,
+                limit.clamp(1, 100) as u64,
+                None,
+            )
+            .await?;
+            let mut contacts = page.contacts;
+            if !include_inactive {
+                contacts.retain(|c| c.status != ContactStatus::Inactive);
+            }
+            contacts.truncate(limit);
+            return Ok(contacts);
+        }
+        let pk = keys::index_pk(tenant, &prefix);
         let page = store::query_page(state, &pk, &prefix, None, (limit * 3) as i32, false).await?;
         for item in page.items {
             if let Some(id) = attr(&item, "contactId") {

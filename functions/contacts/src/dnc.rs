@@ -275,10 +275,12 @@ pub async fn mark_contacts(
     tenant: &TenantId,
     numbers: &[String],
 ) -> ApiResult<usize> {
-    let pk = keys::contacts_pk(tenant);
     let claims: Vec<Key> = numbers
         .iter()
-        .map(|p| (pk.clone(), keys::phone_sk(p)))
+        .map(|p| {
+            let sk = keys::phone_sk(p);
+            (keys::index_pk(tenant, &sk), sk)
+        })
         .collect();
     let ids: Vec<String> = store::batch_get(state, &claims)
         .await?

@@ -1181,7 +1181,6 @@ async fn commit_batch(
         }
         let rows: Vec<&ReadRow> = pending.iter().take(take).collect();
         // Who owns each phone, their records, and the DNC registry: three BatchGetItems.
-        let pk = keys::contacts_pk(tenant);
         let phones: Vec<String> = rows
             .iter()
             .filter_map(|r| match r {
@@ -1191,7 +1190,10 @@ async fn commit_batch(
             .collect();
         let claims: Vec<Key> = phones
             .iter()
-            .map(|p| (pk.clone(), keys::phone_sk(p)))
+            .map(|p| {
+                let sk = keys::phone_sk(p);
+                (keys::index_pk(tenant, &sk), sk)
+            })
             .collect();
         let owners: HashMap<String, String> = store::batch_get(state, &claims)
             .await?
@@ -1627,20 +1629,7 @@ pub async fn handle_s3_event(
     budget: std::time::Duration,
 ) -> ApiResult<WorkerReport> {
     let mut report = WorkerReport { jobs: Vec::new() };
-    let records = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for record in records {
-        let Some(raw_key) = record.pointer("/s3/object/key").and_then(Value::as_str) else {
-            continue;
-        };
-        // Notification keys are URL-encoded (spaces as '+').
-        let key = url::form_urlencoded::parse(format!("k={raw_key}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+    for key in object_keys(event) {
         let Some((tenant, job_id)) = job_of_key(&key) else {
             continue;
         };
@@ -1664,6 +1653,30 @@ pub async fn handle_s3_event(
         report.jobs.push((job_id, outcome));
     }
     Ok(report)
+}
+
+/// The object keys an event names, in either form AWS delivers object-created events: S3
+/// event notifications (`Records[].s3.object.key`, URL-encoded with spaces as `+`) and
+/// EventBridge "Object Created" events (`detail.object.key`, as stored).
+pub fn object_keys(event: &Value) -> Vec<String> {
+    if let Some(key) = event.pointer("/detail/object/key").and_then(Value::as_str) {
+        return vec![key.to_owned()];
+    }
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|record| record.pointer("/s3/object/key").and_then(Value::as_str))
+                .filter_map(|raw| {
+                    url::form_urlencoded::parse(format!("k={raw}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The S3 notification event of one object, as AWS delivers it (the local stack builds the

@@ -1,7 +1,10 @@
 //! Keys of the contact items in the core table, computed from tenant-scoped ids.
 //!
-//! - `TENANT#t#CONTACTS`: `C#<contact_id>` (the contact), `PHONE#<e164>` (the number's one
-//!   owner), `EMAIL#<email>#<id>` and `NAME#<name>#<id>` (search index items), `COUNT`.
+//! - `TENANT#t#CONTACTS`: `C#<contact_id>` (the contact), `COUNT` (the counters).
+//! - `TENANT#t#CIDX#<kind>#<shard>` ([`index_pk`]): `PHONE#<e164>` (the number's one owner),
+//!   `EMAIL#<email>#<id>` and `NAME#<name>#<id>` (search index items), spread over
+//!   partitions by the first characters of the indexed text, so that neither a prefix Query
+//!   nor a large import's writes meet one huge partition.
 //! - `TENANT#t#CLISTS`: `L#<list_id>` (the list), `LNAME#<name>` (name reservation).
 //! - `TENANT#t#CLIST#<list_id>`: `M#<contact_id>` (membership).
 //! - `TENANT#t#DNCLISTS`: `D#<id>`; `TENANT#t#DNCLIST#<id>`: `E#<e164>`; the tenant-wide
@@ -30,6 +33,28 @@ pub fn phone_sk(e164: &str) -> String {
 
 /// Sort-key prefix of phone claims.
 pub const PHONE_PREFIX: &str = "PHONE#";
+
+/// How many characters of the indexed text choose an index item's partition: `+` and three
+/// digits of a number (country code and the start of the national number), two of an email
+/// or a name.
+fn shard_len(kind: &str) -> usize {
+    if kind == "PHONE" { 4 } else { 2 }
+}
+
+/// The partition of a phone claim or search index item with sort key (or sort-key prefix)
+/// `sk`: `TENANT#t#CIDX#<kind>#<first characters of the text>`.
+pub fn index_pk(tenant: &TenantId, sk: &str) -> String {
+    let (kind, text) = sk.split_once('#').unwrap_or((sk, ""));
+    let shard: String = text.chars().take(shard_len(kind)).collect();
+    format!("TENANT#{tenant}#CIDX#{kind}#{shard}")
+}
+
+/// Whether a sort-key prefix names its partition: its text is at least as long as the
+/// shard (a shorter one would match items of many partitions).
+pub fn index_prefix_is_routable(prefix: &str) -> bool {
+    let (kind, text) = prefix.split_once('#').unwrap_or((prefix, ""));
+    text.chars().count() >= shard_len(kind)
+}
 
 /// Sort-key prefix of email index items.
 pub const EMAIL_PREFIX: &str = "EMAIL#";
@@ -151,5 +176,25 @@ mod tests {
         assert_eq!(list_name_sk("  VIP   Leads "), "LNAME#vip leads");
         assert_eq!(fold("Zoë  #1 Müller"), "zoë 1 müller");
         assert_eq!(error_row_sk(42), "ERR#000000000042");
+    }
+
+    #[test]
+    fn index_items_and_prefixes_share_a_partition() {
+        let t = TenantId::parse("acme").unwrap();
+        let claim = phone_sk("+14155550123");
+        assert_eq!(index_pk(&t, &claim), "TENANT#acme#CIDX#PHONE#+141");
+        // Every prefix long enough to route lands in the partition of the items it matches.
+        assert_eq!(index_pk(&t, "PHONE#+1415"), index_pk(&t, &claim));
+        assert!(index_prefix_is_routable("PHONE#+141"));
+        assert!(!index_prefix_is_routable("PHONE#+14"));
+        let name = name_sk("zoë müller", "con_1");
+        assert_eq!(index_pk(&t, &name), "TENANT#acme#CIDX#NAME#zo");
+        assert_eq!(index_pk(&t, "NAME#zoë m"), index_pk(&t, &name));
+        assert!(!index_prefix_is_routable("NAME#z"));
+        let email = email_sk("ana@example.com", "con_1");
+        assert_eq!(index_pk(&t, &email), "TENANT#acme#CIDX#EMAIL#an");
+        // Another tenant's partitions are other partitions.
+        let other = TenantId::parse("other").unwrap();
+        assert_ne!(index_pk(&other, &claim), index_pk(&t, &claim));
     }
 }

@@ -389,7 +389,7 @@ pub fn index_sks(contact: &Contact) -> Vec<String> {
 
 fn index_item(tenant: &TenantId, sk: String, contact_id: &str) -> Item {
     [
-        (PK.to_owned(), s(keys::contacts_pk(tenant))),
+        (PK.to_owned(), s(keys::index_pk(tenant, &sk))),
         (SK.to_owned(), s(sk)),
         (ENTITY.to_owned(), s("contact_index")),
         ("contactId".to_owned(), s(contact_id)),
@@ -454,11 +454,13 @@ pub async fn phone_owner(
     tenant: &TenantId,
     e164: &str,
 ) -> ApiResult<Option<String>> {
-    Ok(
-        get_item(state, &keys::contacts_pk(tenant), &keys::phone_sk(e164))
-            .await?
-            .and_then(|item| attr(&item, "contactId").map(str::to_owned)),
+    Ok(get_item(
+        state,
+        &keys::index_pk(tenant, &keys::phone_sk(e164)),
+        &keys::phone_sk(e164),
     )
+    .await?
+    .and_then(|item| attr(&item, "contactId").map(str::to_owned)))
 }
 
 /// Where a contact write's actions sit in the transaction, to read a cancellation.
@@ -481,7 +483,6 @@ pub fn contact_write_actions(
     new: &Contact,
     base: usize,
 ) -> ApiResult<(Vec<TransactWriteItem>, WriteSlots)> {
-    let pk = keys::contacts_pk(tenant);
     let mut actions = Vec::new();
     let mut slots = WriteSlots {
         record: base,
@@ -495,7 +496,10 @@ pub fn contact_write_actions(
     let phone_changed = old.is_none_or(|o| o.phone != new.phone);
     if phone_changed {
         let claim: Item = [
-            (PK.to_owned(), s(&pk)),
+            (
+                PK.to_owned(),
+                s(keys::index_pk(tenant, &keys::phone_sk(&new.phone))),
+            ),
             (SK.to_owned(), s(keys::phone_sk(&new.phone))),
             (ENTITY.to_owned(), s("contact_phone")),
             ("contactId".to_owned(), s(&new.id)),
@@ -505,17 +509,22 @@ pub fn contact_write_actions(
         slots.claim = Some(base + actions.len());
         actions.push(create_action(state.table(), claim)?);
         if let Some(old) = old {
+            let old_claim = keys::phone_sk(&old.phone);
             actions.push(delete_action(
                 state,
-                pk.clone(),
-                keys::phone_sk(&old.phone),
+                keys::index_pk(tenant, &old_claim),
+                old_claim,
             )?);
         }
     }
     let before = old.map(index_sks).unwrap_or_default();
     let after = index_sks(new);
     for sk in before.iter().filter(|sk| !after.contains(sk)) {
-        actions.push(delete_action(state, pk.clone(), sk.clone())?);
+        actions.push(delete_action(
+            state,
+            keys::index_pk(tenant, sk),
+            sk.clone(),
+        )?);
     }
     for sk in after.iter().filter(|sk| !before.contains(sk)) {
         actions.push(put_action(state, index_item(tenant, sk.clone(), &new.id))?);
@@ -538,10 +547,14 @@ pub fn contact_delete_actions(
             keys::contact_sk(&old.id),
             Some(old.version),
         )?,
-        delete_action(state, pk.clone(), keys::phone_sk(&old.phone))?,
+        delete_action(
+            state,
+            keys::index_pk(tenant, &keys::phone_sk(&old.phone)),
+            keys::phone_sk(&old.phone),
+        )?,
     ];
     for sk in index_sks(old) {
-        actions.push(delete_action(state, pk.clone(), sk)?);
+        actions.push(delete_action(state, keys::index_pk(tenant, &sk), sk)?);
     }
     for list_id in &old.list_ids {
         actions.push(delete_action(

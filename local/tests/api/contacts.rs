@@ -732,6 +732,9 @@ async fn contacts_are_found_by_any_way_of_typing_their_number_email_or_name() {
     assert_eq!(names(&full, "data"), vec!["Ana"]);
     let company = sup.get("/v1/contacts?search=stone%20%26").await.expect(200);
     assert_eq!(names(&company, "data"), vec!["Anabel"]);
+    // One letter names no index partition: it is a bounded text search instead.
+    let letter = sup.get("/v1/contacts?search=B").await.expect(200);
+    assert_eq!(names(&letter, "data"), vec!["Anabel", "Ben"]);
     // The deployed app's search, with and without inactive contacts.
     let ana = sup
         .get("/api/contacts/search?q=lopez&limit=5")

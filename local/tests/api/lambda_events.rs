@@ -49,10 +49,11 @@ async fn every_sample_event_dispatches_through_its_function() {
         tts::SERVICE,
         telephony::SERVICE,
         TELEPHONY_WEBHOOKS,
+        contacts::SERVICE,
     ];
     for folder in &folders {
         assert!(
-            known.contains(&folder.as_str()) || folder == WEBSOCKET,
+            known.contains(&folder.as_str()) || folder == WEBSOCKET || folder == CONTACTS_IMPORT,
             "events/{folder} names no function"
         );
     }
@@ -72,6 +73,7 @@ async fn every_sample_event_dispatches_through_its_function() {
                 TELEPHONY_WEBHOOKS => {
                     telephony::webhook_router(app.state.clone(), app.telephony.clone())
                 }
+                "contacts" => contacts::router(app.state.clone(), app.contacts.clone()),
                 _ => realtime::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();
@@ -134,4 +136,75 @@ async fn every_websocket_and_stream_sample_event_runs_through_the_websocket_func
         count += 1;
     }
     assert!(count >= 5, "only {count} WebSocket sample events");
+}
+
+/// The folder of the import worker's events: an S3 event notification and an EventBridge
+/// "Object Created" event of an uploaded file. Their object key names a placeholder job
+/// (`imp_000…`), replaced here by a job made through the API.
+const CONTACTS_IMPORT: &str = "contacts-import";
+
+#[tokio::test]
+async fn an_upload_notification_in_either_form_starts_its_import() {
+    let app = spawn_app().await;
+    let tenant = crate::helpers::new_tenant();
+    let user = app.user_in(&tenant, vocelio_shared::Role::Admin, "importer");
+    let csv = "First Name,Phone Number\nAna,415 555 0101\nBo,(415) 555-0102\n";
+    let placeholder = "events-demo/imp_00000000000000000000000000000000";
+    let files = event_files(CONTACTS_IMPORT);
+    assert_eq!(files.len(), 2, "one event per delivery form");
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let job = user
+            .post(
+                "/v1/uploads/contacts",
+                serde_json::json!({ "fileName": "crm.csv", "contentType": "text/csv",
+                                    "duplicates": "update" }),
+            )
+            .await
+            .expect(201);
+        let job_id = job.body["jobId"].as_str().unwrap().to_owned();
+        let put = app
+            .http()
+            .put(job.body["uploadUrl"].as_str().unwrap())
+            .header("Content-Type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{name}: upload {}", put.status());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(placeholder),
+            "{name}: names the placeholder job"
+        );
+        let text = text.replace(placeholder, &format!("{tenant}/{job_id}"));
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // No one called /start: the notification alone queues the job, which runs.
+        contacts::import::handle_s3_event(
+            &app.contacts,
+            &event,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mut finished = serde_json::Value::Null;
+        for _ in 0..300 {
+            let reply = user
+                .get(&format!("/v1/uploads/contacts/{job_id}"))
+                .await
+                .expect(200);
+            if reply.body["status"] == "completed" || reply.body["status"] == "failed" {
+                finished = reply.body;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(finished["status"], "completed", "{name}: {finished}");
+        assert_eq!(finished["totalRows"], 2, "{name}: {finished}");
+        assert_eq!(
+            finished["imported"].as_u64().unwrap() + finished["updated"].as_u64().unwrap(),
+            2,
+            "{name}: {finished}"
+        );
+    }
 }

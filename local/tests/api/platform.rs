@@ -267,3 +267,59 @@ async fn every_answer_reports_the_dynamodb_capacity_it_consumed() {
     // Nothing is metered where nothing was read.
     assert_eq!(units(&app.anonymous().get("/nowhere").await), 0.0);
 }
+
+/// Every HTTP API route `template.yaml` sends to a function is one the local stack serves
+/// (neither its unmatched-route 404 nor a 405): the deployed API and the local one agree.
+#[tokio::test]
+async fn every_route_of_the_template_is_served_locally() {
+    let template =
+        std::fs::read_to_string(vocelio_local::standins::project_root().join("template.yaml"))
+            .unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&template).unwrap();
+    let mut routes = Vec::new();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let path = event["Properties"]["Path"].as_str().unwrap().to_owned();
+            let method = event["Properties"]["Method"].as_str().unwrap().to_owned();
+            if path != "$default" {
+                routes.push((method, path));
+            }
+        }
+    }
+    assert!(routes.len() >= 60, "only {} routes found", routes.len());
+    let app = spawn_app().await;
+    let admin = app.admin();
+    for (method, path) in &routes {
+        // Path parameters get placeholder values: a 404 of the resource is fine, a 404 of
+        // the route is not.
+        let concrete: String = path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "placeholder"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = match method.as_str() {
+            "ANY" => reqwest::Method::GET,
+            m => reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+        };
+        let body = (method != reqwest::Method::GET).then(|| json!({}));
+        let reply = admin.send(method.clone(), &concrete, body).await;
+        assert_ne!(
+            reply.code(),
+            "route_not_found",
+            "{method} {path} is in the template but not served locally"
+        );
+        assert_ne!(reply.status, 405, "{method} {path}: {:?}", reply.body);
+    }
+}
