@@ -733,11 +733,10 @@ pub async fn participant(
     let client = tel.twilio()?;
     let (call, _) = find(tel, &user.tenant, id).await?;
     let sid = live_sid(&call)?;
-    let conference_sid = call
+    let (room, recorded) = call
         .carrier
         .as_ref()
-        .filter(|l| l.conference.is_some())
-        .and_then(|l| l.conference_sid.clone())
+        .and_then(|l| Some((l.conference.clone()?, l.conference_sid.clone()?)))
         .ok_or_else(|| {
             ApiError::conflict(
                 "not_in_conference",
@@ -751,16 +750,45 @@ pub async fn participant(
             hold_url: tel.config.hold_music_url.clone(),
         },
     };
-    client
-        .update_participant(&conference_sid, &sid, &update)
-        .await
-        .map_err(twilio_error)?;
+    // Conference callbacks may arrive late or out of order, so the recorded SID can lag the
+    // conference the caller is in now: ask Twilio which live conferences carry the room's
+    // name (newest first) and address the caller in the first that has them.
+    let mut candidates = client.live_conferences(&room).await.unwrap_or_default();
+    if !candidates.contains(&recorded) {
+        candidates.push(recorded);
+    }
+    let mut answered = None;
+    let mut last_error = None;
+    for conference_sid in candidates {
+        match client
+            .update_participant(&conference_sid, &sid, &update)
+            .await
+        {
+            Ok(_) => {
+                answered = Some(conference_sid);
+                break;
+            }
+            Err(crate::client::TwilioFailure::Twilio(e))
+                if e.status == 404 || e.code == Some(20404) =>
+            {
+                last_error = Some(crate::client::TwilioFailure::Twilio(e));
+            }
+            Err(e) => return Err(twilio_error(e)),
+        }
+    }
+    let Some(conference_sid) = answered else {
+        return Err(match last_error {
+            Some(e) => twilio_error(e),
+            None => ApiError::conflict("not_in_conference", "the caller is in no conference"),
+        });
+    };
     let call = Engine::new(&tel.app, &user.tenant)
         .update_call_with(&call.call_id, |current, now| {
             let mut next = current.clone();
             let Some(leg) = next.carrier.as_mut() else {
                 return Ok(None);
             };
+            leg.conference_sid = Some(conference_sid.clone());
             match change {
                 ParticipantChange::Mute(m) => leg.muted = m,
                 ParticipantChange::Hold(h) => leg.on_hold = h,

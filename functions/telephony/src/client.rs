@@ -299,6 +299,32 @@ impl TwilioClient {
         .await
     }
 
+    /// The SIDs of the conferences called `friendly_name` that have not ended, newest first
+    /// (`GET Conferences.json?FriendlyName=`, which Twilio lists newest first).
+    pub async fn live_conferences(
+        &self,
+        friendly_name: &str,
+    ) -> Result<Vec<String>, TwilioFailure> {
+        let page: serde_json::Value = self
+            .send(
+                self.http
+                    .get(self.url("/Conferences.json"))
+                    .query(&[("FriendlyName", friendly_name), ("PageSize", "20")]),
+            )
+            .await?;
+        Ok(page["conferences"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|c| c["status"].as_str() != Some("completed"))
+                    .filter_map(|c| c["sid"].as_str())
+                    .filter(|sid| is_sid("CF", sid))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn check_call_sid(&self, call_sid: &str) -> Result<(), TwilioFailure> {
         if is_sid("CA", call_sid) {
             Ok(())

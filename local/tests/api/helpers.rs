@@ -27,6 +27,9 @@ pub struct Stand {
 /// One simulated second of the test run's Twilio simulator.
 pub const SIM_SECOND: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Simulated seconds a dialled party talks before hanging up, in tests.
+pub const TALK_SECONDS: f64 = 250.0;
+
 static STAND: OnceLock<Result<Stand, String>> = OnceLock::new();
 
 /// Starts the stand-ins once (installing what is missing) and creates the tables.
@@ -104,7 +107,18 @@ fn start_stream_follower(
                 let table = config.table_name.clone();
                 let state = stack::local_state(config, &aws);
                 let realtime = stack::local_realtime(state.clone(), &aws)?;
-                let (twilio, _) = stack::start_twilio_simulator(&base, SIM_SECOND).await?;
+                // Dialled parties (agents' softphones included) stay TALK_SECONDS before
+                // hanging up: long enough (5 s real) for a test to act on a connected
+                // transfer while the whole suite loads both cores.
+                let (twilio, _) = twilio_sim::start(twilio_sim::SimOptions {
+                    second: SIM_SECOND,
+                    talk_seconds: TALK_SECONDS,
+                    voice_url: Some(format!("{base}/twilio/voice")),
+                    status_callback_url: Some(format!("{base}/twilio/status")),
+                    ..twilio_sim::SimOptions::default()
+                })
+                .await
+                .map_err(|e| format!("Twilio simulator: {e}"))?;
                 let engine = tts::local_engine::LocalEngine::default();
                 let (azure, _) = vocelio_local::fakes::start_azure(engine.clone())
                     .await
