@@ -291,15 +291,20 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The machine code of an error reply.
+    /// The machine code of an error reply (`{code}`, or the contact guide's
+    /// `{error: {code}}`).
     pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
+        self.body["code"]
+            .as_str()
+            .or_else(|| self.body["error"]["code"].as_str())
+            .unwrap_or("")
     }
 
-    /// The fields named by a 422.
+    /// The fields named by a 422 (`details`, or the contact guide's `error.details`).
     pub fn fields(&self) -> Vec<String> {
         self.body["details"]
             .as_array()
+            .or_else(|| self.body["error"]["details"].as_array())
             .map(|d| {
                 d.iter()
                     .filter_map(|f| f["field"].as_str().map(str::to_owned))
