@@ -200,11 +200,44 @@ pub fn local_telephony(
             "TWILIO_WEBHOOK_BASE_URL" if !real || source("TWILIO_ACCOUNT_SID").is_some() => {
                 Some(webhooks_base.clone())
             }
+            "TELEPHONY_SECRETS_KEY" => local_secrets_key().ok(),
             _ => None,
         })
     })
     .map_err(|e| e.to_string())?;
     telephony::Telephony::new(state, config, tts)
+}
+
+/// The local master key of the telephony function's own secrets (sealed subaccount
+/// tokens, callback signatures): `.local/telephony-secrets.key`, made on first use with
+/// owner-only permissions. On AWS it comes from Secrets Manager.
+pub fn local_secrets_key() -> Result<String, String> {
+    let path = crate::standins::install_dir().join("telephony-secrets.key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(key.trim().to_owned());
+    }
+    let key = telephony::seal::Keys::generate_master();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(key.as_bytes()).map_err(|e| e.to_string())?;
+            Ok(key)
+        }
+        // Another process made it first: use theirs.
+        Err(_) => std::fs::read_to_string(&path)
+            .map(|k| k.trim().to_owned())
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// Starts the Twilio simulator of the local stack: inbound calls go to the voice webhook

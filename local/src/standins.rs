@@ -291,6 +291,9 @@ kill $child 2>/dev/null; wait $child 2>/dev/null"#;
         .arg(std::process::id().to_string())
         .arg(program)
         .args(args)
+        // Stand-ins write their own files (DynamoDB Local's metadata) under `.local/`,
+        // never into the directory the command was started from.
+        .current_dir(install_dir())
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err)

@@ -19,6 +19,7 @@ pub async fn lists_blocking(
         .table_name(state.table())
         .key(keys::PK, s(keys::dnc_number_pk(tenant, e164)))
         .key(keys::SK, s(keys::DNC_NUMBER_SK))
+        .consistent_read(true)
         .projection_expression("#lists")
         .expression_attribute_names("#lists", keys::DNC_LISTS_ATTR)
         .send()
@@ -33,18 +34,100 @@ pub async fn lists_blocking(
     Ok(lists)
 }
 
-/// `Ok` when `e164` may be called; 403 `do_not_call` naming the lists when it may not.
-pub async fn ensure_callable(state: &AppState, tenant: &TenantId, e164: &str) -> ApiResult<()> {
-    let lists = lists_blocking(state, tenant, e164).await?;
-    if lists.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Refused {
-            code: "do_not_call",
-            message: format!(
-                "{e164} is on a do-not-call list ({}); the call was not placed",
-                lists.join(", ")
-            ),
-        })
+/// The partition and sort key of the item that says which contact of `tenant` has the
+/// number `e164` (written by the contacts API: `TENANT#t#CIDX#PHONE#<+ and 3 digits>`,
+/// `PHONE#<e164>`).
+pub fn contact_phone_claim_key(tenant: &TenantId, e164: &str) -> (String, String) {
+    let shard: String = e164.chars().take(4).collect();
+    (
+        format!("TENANT#{tenant}#CIDX#PHONE#{shard}"),
+        format!("PHONE#{e164}"),
+    )
+}
+
+/// The partition and sort key of contact `contact_id` of `tenant`.
+pub fn contact_key(tenant: &TenantId, contact_id: &str) -> (String, String) {
+    (
+        format!("TENANT#{tenant}#CONTACTS"),
+        format!("C#{contact_id}"),
+    )
+}
+
+async fn get_attribute(
+    state: &AppState,
+    (pk, sk): (String, String),
+    attribute: &str,
+) -> ApiResult<Option<String>> {
+    let found = state
+        .db
+        .get_item()
+        .table_name(state.table())
+        .key(keys::PK, s(pk))
+        .key(keys::SK, s(sk))
+        .consistent_read(true)
+        .projection_expression("#a")
+        .expression_attribute_names("#a", attribute)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(found
+        .item
+        .and_then(|mut item| item.remove(attribute))
+        .and_then(|value| value.as_s().ok().cloned()))
+}
+
+/// Whether contact `contact_id` of `tenant` is marked `doNotCall`.
+pub async fn contact_is_do_not_call(
+    state: &AppState,
+    tenant: &TenantId,
+    contact_id: &str,
+) -> ApiResult<bool> {
+    Ok(
+        get_attribute(state, contact_key(tenant, contact_id), "status")
+            .await?
+            .as_deref()
+            == Some("doNotCall"),
+    )
+}
+
+fn refused(e164: &str, why: String) -> ApiError {
+    ApiError::Refused {
+        code: "do_not_call",
+        message: format!("{e164} {why}; the call was not placed"),
     }
+}
+
+/// `Ok` when `e164` may be called; 403 `do_not_call` when it is on one of the tenant's
+/// do-not-call lists, or when the contact that has this number (or `contact_id`, the
+/// contact the call is for) is marked `doNotCall`. Every path that dials a number calls
+/// this (outbound calls, cold transfers, agents reached at a number). Reads are strongly
+/// consistent: a number added a moment ago is already refused.
+pub async fn ensure_callable_for(
+    state: &AppState,
+    tenant: &TenantId,
+    e164: &str,
+    contact_id: Option<&str>,
+) -> ApiResult<()> {
+    let lists = lists_blocking(state, tenant, e164).await?;
+    if !lists.is_empty() {
+        return Err(refused(
+            e164,
+            format!("is on a do-not-call list ({})", lists.join(", ")),
+        ));
+    }
+    let owner = get_attribute(state, contact_phone_claim_key(tenant, e164), "contactId").await?;
+    for contact in owner.iter().map(String::as_str).chain(contact_id) {
+        if contact_is_do_not_call(state, tenant, contact).await? {
+            return Err(refused(
+                e164,
+                format!("belongs to contact {contact}, marked do-not-call"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`ensure_callable_for`] with no contact named by the request.
+pub async fn ensure_callable(state: &AppState, tenant: &TenantId, e164: &str) -> ApiResult<()> {
+    ensure_callable_for(state, tenant, e164, None).await
 }

@@ -256,19 +256,50 @@ pub fn add_action(
 
 /// Runs a transaction: `Ok(None)` when it committed, `Ok(Some(cancellation))` when a
 /// condition failed (the caller decides what that means), `Err` for everything else.
+///
+/// A cancellation for a transient reason (`TransactionConflict` with another transaction on
+/// the same item, `ThrottlingError`) changed nothing, so the same actions are sent again,
+/// up to [`COMMIT_ATTEMPTS`] times with jittered, growing pauses; only when that never
+/// succeeds is it an error, a 503 the caller may retry — never a 409, which means the
+/// state forbids the change.
 pub async fn commit(
     db: &aws_sdk_dynamodb::Client,
     actions: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> ApiResult<Option<Cancellation>> {
-    match db
-        .transact_write_items()
-        .set_transact_items(Some(actions))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(None),
-        Err(err) => transaction_cancellation(err).map(Some),
+    for attempt in 0..COMMIT_ATTEMPTS {
+        let sent = db
+            .transact_write_items()
+            .set_transact_items(Some(actions.clone()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(None),
+            Err(err) => match transaction_cancellation(err) {
+                Ok(cancellation) => return Ok(Some(cancellation)),
+                Err(ApiError::Conflict {
+                    code: "concurrent_update",
+                    ..
+                }) => {
+                    tokio::time::sleep(commit_backoff(attempt)).await;
+                }
+                Err(other) => return Err(other),
+            },
+        }
     }
+    Err(ApiError::Unavailable(
+        "a transaction kept conflicting with concurrent ones".into(),
+    ))
+}
+
+/// Attempts of one transaction cancelled for transient reasons.
+pub const COMMIT_ATTEMPTS: u32 = 8;
+
+/// The pause before attempt `attempt + 1`: 5 ms doubling up to 160 ms, each scaled by a
+/// random 50–100 % so that racing writers spread out.
+pub fn commit_backoff(attempt: u32) -> std::time::Duration {
+    let ceiling = 5u64 << attempt.min(5);
+    let random = u64::from(uuid::Uuid::now_v7().as_bytes()[15]);
+    std::time::Duration::from_micros(ceiling * 1000 * (128 + random / 2) / 256)
 }
 
 #[cfg(test)]

@@ -71,6 +71,14 @@ pub enum ApiError {
     /// 429: too many requests; retry after the given seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// 429 with its own code: a quota of the tenant refuses this now (`calls_per_minute`,
+    /// ...); `retry_after_seconds` when waiting helps.
+    #[error("{message}")]
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after_seconds: Option<u64>,
+    },
     /// A third-party provider (speech, telephony) failed: 502 for its own faults or our
     /// credentials, 503 when it is down or not configured, 429 when it rate limits us.
     #[error("{message}")]
@@ -152,7 +160,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,7 +171,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
-            Self::Refused { code, .. } => code,
+            Self::Refused { code, .. } | Self::Limited { code, .. } => code,
             Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -222,6 +230,10 @@ impl IntoResponse for ApiError {
                 retry_after_seconds,
             } => Some(retry_after_seconds),
             Self::Upstream {
+                retry_after_seconds,
+                ..
+            }
+            | Self::Limited {
                 retry_after_seconds,
                 ..
             } => retry_after_seconds,

@@ -185,6 +185,28 @@ pub fn dnc_number_pk(tenant: &TenantId, e164: &str) -> String {
     format!("TENANT#{tenant}#DNC#{e164}")
 }
 
+/// A tenant's telephony settings and state: `ACCOUNT` (its Twilio subaccount), `POLICY`
+/// (its dialling rules), `RATE#<minute>` and `MINUTES#<day>` (its quotas' counters).
+pub fn telephony_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#TELEPHONY")
+}
+
+/// The numbers a tenant owns (`NUMBER#<e164>`), listed by one Query.
+pub fn tenant_numbers_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}#NUMBERS")
+}
+
+/// The sort key of a number a tenant owns.
+pub fn tenant_number_sk(e164: &str) -> String {
+    format!("NUMBER#{e164}")
+}
+
+/// A Twilio account SID → the tenant whose subaccount it is (and its sealed auth token):
+/// a webhook names only its `AccountSid`.
+pub fn carrier_account_pk(account_sid: &str) -> String {
+    format!("CARRIER#TWILIO#ACCOUNT#{account_sid}")
+}
+
 /// The sort key of [`dnc_number_pk`] items.
 pub const DNC_NUMBER_SK: &str = "DNC";
 

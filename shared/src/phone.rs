@@ -100,6 +100,16 @@ fn possible_lengths(metadata: &phonenumber::Metadata) -> Vec<usize> {
     lengths
 }
 
+/// The kind of a number, as libphonenumber classifies it.
+pub use phonenumber::Type as NumberKind;
+
+/// The country calling code and the kind of an E.164 number (`None` when it does not
+/// parse). A number that matches no pattern of its country is [`NumberKind::Unknown`].
+pub fn classify(e164: &str) -> Option<(u16, NumberKind)> {
+    let number = phonenumber::parse(None, e164).ok()?;
+    Some((number.code().value(), number.number_type(&DATABASE)))
+}
+
 /// The country calling code of a region (`US` → 1), for matching typed prefixes.
 pub fn country_code(region: Region) -> Option<u16> {
     DATABASE

@@ -197,4 +197,19 @@ mod tests {
         let other = TenantId::parse("other").unwrap();
         assert_ne!(index_pk(&other, &claim), index_pk(&t, &claim));
     }
+
+    #[test]
+    fn the_dialler_reads_the_same_claim_and_contact_items() {
+        // The telephony function checks a contact's doNotCall through these shared keys.
+        let t = TenantId::parse("acme").unwrap();
+        let claim = phone_sk("+14155550123");
+        assert_eq!(
+            vocelio_shared::dnc::contact_phone_claim_key(&t, "+14155550123"),
+            (index_pk(&t, &claim), claim)
+        );
+        assert_eq!(
+            vocelio_shared::dnc::contact_key(&t, "con_1"),
+            (contacts_pk(&t), contact_sk("con_1"))
+        );
+    }
 }

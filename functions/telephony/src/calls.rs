@@ -153,13 +153,16 @@ fn prices(tel: &Telephony) -> (f64, f64) {
     )
 }
 
-/// Applies a status report of the caller's leg to call `call_id` of `tenant`.
+/// Applies a status report of the caller's leg to call `call_id` of `tenant`. The report
+/// must be about the call's own leg: once the call has a SID, a report naming another SID
+/// changes nothing (`None`). A final report of an outbound call counts its seconds against
+/// the tenant's daily minutes, once.
 pub async fn apply_status(
     tel: &Telephony,
     tenant: &TenantId,
     call_id: &str,
     update: &StatusCallback,
-) -> ApiResult<Call> {
+) -> ApiResult<Option<Call>> {
     let prices = prices(tel);
     // A callback that beat our own write of the SID records the SID's owner with it.
     let owner = store::put_sid_owner(
@@ -167,17 +170,57 @@ pub async fn apply_status(
         &update.call_sid,
         &SidOwner::caller(tenant, call_id),
     )?;
-    let call = Engine::new(&tel.app, tenant)
+    let engine = Engine::new(&tel.app, tenant);
+    let Some((current, _)) = engine.store.call(call_id).await? else {
+        return Ok(None);
+    };
+    if current
+        .call_sid
+        .as_deref()
+        .is_some_and(|sid| sid != update.call_sid)
+    {
+        tracing::warn!(%call_id, call_sid = %update.call_sid, "a status report of another leg named this call; ignored");
+        return Ok(None);
+    }
+    let count = |call: &Call| -> Option<u64> {
+        let leg = call.carrier.as_ref()?;
+        (call.direction == Direction::Outbound
+            && leg.counted_seconds.is_none()
+            && update.status.is_final())
+        .then(|| u64::from(update.call_duration_seconds.unwrap_or(0)))
+    };
+    let call = engine
         .update_call_with(call_id, |call, now| {
-            let extra = if call.call_sid.is_none() {
+            if call
+                .call_sid
+                .as_deref()
+                .is_some_and(|sid| sid != update.call_sid)
+            {
+                return Ok(None);
+            }
+            let mut extra = if call.call_sid.is_none() {
                 vec![owner.clone()]
             } else {
                 Vec::new()
             };
-            Ok(apply_carrier(call, update, now, prices).map(|next| (next, extra)))
+            let counted = count(call);
+            let mut next = match apply_carrier(call, update, now, prices) {
+                Some(next) => next,
+                None if counted.is_some() => call.clone(),
+                None => return Ok(None),
+            };
+            if let Some(seconds) = counted
+                && let Some(leg) = next.carrier.as_mut()
+            {
+                leg.counted_seconds = Some(seconds);
+                if seconds > 0 {
+                    extra.push(tel.count_minutes(tenant, seconds)?);
+                }
+            }
+            Ok(Some((next, extra)))
         })
         .await?;
-    Ok(call)
+    Ok(Some(call))
 }
 
 // ---- placing calls ----
@@ -208,7 +251,7 @@ pub struct MakeCall {
 
 struct Checked {
     to: String,
-    from: String,
+    from: Option<String>,
     message: Option<String>,
     flow_id: Option<String>,
 }
@@ -248,18 +291,7 @@ fn check(tel: &Telephony, body: &MakeCall) -> ApiResult<Checked> {
         from_field,
         body.from.as_ref().or(body.from_number.as_ref()),
         &mut errors,
-    )
-    .or_else(|| {
-        (body.from.is_none() && body.from_number.is_none())
-            .then(|| tel.config.phone_number.clone())
-            .flatten()
-    });
-    if from.is_none() && body.from.is_none() && body.from_number.is_none() {
-        errors.push(vocelio_shared::FieldError::new(
-            "from",
-            "is required (no TWILIO_PHONE_NUMBER is configured)",
-        ));
-    }
+    );
     let message = body
         .message
         .as_deref()
@@ -301,7 +333,7 @@ fn check(tel: &Telephony, body: &MakeCall) -> ApiResult<Checked> {
         return Err(ApiError::fields(errors));
     }
     match (to, from) {
-        (Some(to), Some(from)) => Ok(Checked {
+        (Some(to), from) => Ok(Checked {
             to,
             from,
             message: message.map(str::to_owned),
@@ -412,16 +444,31 @@ pub async fn make(
     body: MakeCall,
     key: Option<&str>,
 ) -> ApiResult<(StatusCode, Value, bool)> {
-    let client = tel.twilio()?.clone();
+    tel.twilio()?;
     let tenant = &user.tenant;
+    let policy = tel.dial_policy(tenant).await?;
+    crate::policy::may_dial(user, &policy)?;
     let guard = idempotency::guard(tenant, "calls.make", key, &body)?;
     if let Some(replay) = idempotency::replay_of(guard.as_ref(), &tel.app).await? {
         let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
         return Ok((status, replay.body, true));
     }
     let checked = check(tel, &body)?;
-    // Never dial a number on one of the tenant's do-not-call lists (one GetItem).
-    vocelio_shared::dnc::ensure_callable(&tel.app, tenant, &checked.to).await?;
+    tel.check_destination(&policy, &checked.to)?;
+    // Never dial a number on one of the tenant's do-not-call lists, nor a contact marked
+    // do-not-call.
+    vocelio_shared::dnc::ensure_callable_for(
+        &tel.app,
+        tenant,
+        &checked.to,
+        body.contact_id.as_deref(),
+    )
+    .await?;
+    let from = crate::numbers::caller_id(tel, tenant, checked.from.as_deref()).await?;
+    let checked = Checked {
+        from: Some(from.clone()),
+        ..checked
+    };
     let flow = match &checked.flow_id {
         Some(id) => Some(
             store::flow(&tel.app, tenant, id)
@@ -456,15 +503,18 @@ pub async fn make(
         CallStatus::Ringing,
         &at,
     );
-    record.called_number = Some(checked.from.clone());
+    record.called_number = Some(from.clone());
     record.current_flow = checked.flow_id.clone();
     record.carrier = Some(new_leg(
         "outbound-api",
         &checked.to,
-        &checked.from,
+        &from,
         TwilioStatus::Queued,
         &at,
     ));
+    // Quotas last, just before the record: a refused request costs no quota.
+    let time_limit = tel.reserve_call(tenant).await?;
+    let client = tel.client_for(tenant).await?;
     let engine = Engine::new(&tel.app, tenant);
     let stored = engine.create_call_with(record, Vec::new()).await?;
     if stored.created_at != at {
@@ -485,10 +535,11 @@ pub async fn make(
     let placed = client
         .create_call(&NewCall {
             to: checked.to.clone(),
-            from: checked.from.clone(),
+            from: from.clone(),
             instructions: Instructions::Twiml(document),
             status_callback: Some(callback),
             timeout_seconds: None,
+            time_limit_seconds: Some(time_limit),
         })
         .await;
     match placed {
@@ -628,19 +679,53 @@ pub async fn status(tel: &Telephony, user: &AuthUser, id: &str) -> ApiResult<Val
         }
     });
     if stale
-        && let (Some(sid), Ok(client), Some(account)) =
-            (call.call_sid.clone(), tel.twilio(), tel.account_sid())
+        && let Some(sid) = owned_sid(tel, &user.tenant, &call).await?
+        && let Ok(client) = tel.client_for(&user.tenant).await
     {
         match client.fetch_call(&sid).await {
             Ok(fetched) => {
-                if let Some(update) = as_callback(&fetched, account) {
-                    call = apply_status(tel, &user.tenant, &call.call_id, &update).await?;
+                if let Some(update) = as_callback(&fetched, client.account_sid())
+                    && let Some(applied) =
+                        apply_status(tel, &user.tenant, &call.call_id, &update).await?
+                {
+                    call = applied;
                 }
             }
             Err(e) => tracing::warn!(error = %e, %sid, "status refresh failed; serving stored"),
         }
     }
     Ok(status_view(&call, clock::now()))
+}
+
+/// The call's Twilio SID if it is recorded as this call's own leg in this tenant (a SID
+/// written onto a call by a client is never used at Twilio unless we recorded it).
+pub async fn owned_sid(
+    tel: &Telephony,
+    tenant: &TenantId,
+    call: &Call,
+) -> ApiResult<Option<String>> {
+    let Some(sid) = call.call_sid.clone() else {
+        return Ok(None);
+    };
+    let owner = store::sid_owner(&tel.app, &sid).await?;
+    Ok(owner
+        .filter(|o| {
+            o.tenant_id == tenant.as_str() && o.call_id == call.call_id && o.leg == Leg::Caller
+        })
+        .map(|_| sid))
+}
+
+/// The SID of a live call that this tenant's call owns (409 when ended or not placed;
+/// 409 `call_sid_not_owned` when the SID on the record is not one we placed or answered).
+pub async fn live_owned_sid(tel: &Telephony, tenant: &TenantId, call: &Call) -> ApiResult<String> {
+    let sid = live_sid(call)?;
+    match owned_sid(tel, tenant, call).await? {
+        Some(owned) if owned == sid => Ok(sid),
+        _ => Err(ApiError::conflict(
+            "call_sid_not_owned",
+            "this call's call_sid is not a call this account placed or answered",
+        )),
+    }
 }
 
 fn live_sid(call: &Call) -> ApiResult<String> {
@@ -662,12 +747,14 @@ fn live_sid(call: &Call) -> ApiResult<String> {
 /// Ends a call: completed at Twilio when answered, cancelled while queued or ringing; the
 /// record ends at once (its callbacks later add Twilio's duration and price).
 pub async fn end(tel: &Telephony, user: &AuthUser, id: &str) -> ApiResult<Value> {
-    let client = tel.twilio()?;
+    tel.twilio()?;
     let (call, _) = find(tel, &user.tenant, id).await?;
+    crate::policy::may_control(user, &call)?;
     if call.status.is_ended() {
         return Ok(status_view(&call, clock::now()));
     }
-    let sid = live_sid(&call)?;
+    let sid = live_owned_sid(tel, &user.tenant, &call).await?;
+    let client = tel.client_for(&user.tenant).await?;
     let answered = call
         .carrier
         .as_ref()
@@ -730,9 +817,11 @@ pub async fn participant(
     id: &str,
     change: ParticipantChange,
 ) -> ApiResult<Value> {
-    let client = tel.twilio()?;
+    tel.twilio()?;
     let (call, _) = find(tel, &user.tenant, id).await?;
-    let sid = live_sid(&call)?;
+    crate::policy::may_control(user, &call)?;
+    let sid = live_owned_sid(tel, &user.tenant, &call).await?;
+    let client = tel.client_for(&user.tenant).await?;
     let (room, recorded) = call
         .carrier
         .as_ref()
@@ -828,8 +917,12 @@ pub async fn cold_transfer(
     call: &Call,
     number: &str,
 ) -> ApiResult<Value> {
-    let client = tel.twilio()?;
-    let sid = live_sid(call)?;
+    tel.twilio()?;
+    let policy = tel.dial_policy(tenant).await?;
+    tel.check_destination(&policy, number)?;
+    vocelio_shared::dnc::ensure_callable(&tel.app, tenant, number).await?;
+    let sid = live_owned_sid(tel, tenant, call).await?;
+    let client = tel.client_for(tenant).await?;
     if call.open_transfer_id.is_some() {
         return Err(ApiError::conflict(
             "transfer_open",
@@ -847,7 +940,11 @@ pub async fn cold_transfer(
             }
         })
         .filter(|n| n.starts_with('+'))
-        .or_else(|| tel.config.phone_number.clone());
+        .or_else(|| {
+            (!tel.config.subaccounts)
+                .then(|| tel.config.phone_number.clone())
+                .flatten()
+        });
     let action = tel.webhook_url(
         "/twilio/dial-action",
         &[

@@ -14,7 +14,10 @@ use crate::twilio_error::TwilioError;
 pub struct TwilioClient {
     http: reqwest::Client,
     base_url: String,
+    /// The account whose resources the paths name (`/Accounts/{account_sid}/…`).
     account_sid: String,
+    /// The account that authenticates (the parent acting on a subaccount, or the same).
+    auth_sid: String,
     auth_token: String,
 }
 
@@ -51,6 +54,73 @@ pub struct TwilioCall {
     pub parent_call_sid: Option<String>,
 }
 
+/// An account as Twilio returns it (the fields we read). `auth_token` is a secret: it is
+/// sealed before it is stored and never logged (this type's `Debug` hides it).
+#[derive(Clone, PartialEq, Deserialize)]
+pub struct TwilioAccount {
+    pub sid: String,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl std::fmt::Debug for TwilioAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioAccount")
+            .field("sid", &self.sid)
+            .field("friendly_name", &self.friendly_name)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A number an account owns (`IncomingPhoneNumber`, the fields we read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct IncomingNumber {
+    pub sid: String,
+    pub phone_number: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<serde_json::Value>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+}
+
+/// `POST IncomingPhoneNumbers.json`: the number and where Twilio sends its calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuyNumber {
+    pub phone_number: String,
+    pub friendly_name: Option<String>,
+    pub voice_url: String,
+    pub status_callback: String,
+}
+
+impl BuyNumber {
+    fn form(&self) -> Result<Vec<(String, String)>, TwilioFailure> {
+        if !is_uri(&self.voice_url) || !is_uri(&self.status_callback) {
+            return Err(TwilioFailure::Invalid {
+                code: Some(21502),
+                message: "VoiceUrl and StatusCallback must be absolute http(s) URLs".into(),
+            });
+        }
+        let mut form = vec![
+            ("PhoneNumber".to_owned(), self.phone_number.clone()),
+            ("VoiceUrl".to_owned(), self.voice_url.clone()),
+            ("VoiceMethod".to_owned(), "POST".to_owned()),
+            ("StatusCallback".to_owned(), self.status_callback.clone()),
+            ("StatusCallbackMethod".to_owned(), "POST".to_owned()),
+        ];
+        if let Some(name) = &self.friendly_name {
+            form.push(("FriendlyName".to_owned(), name.chars().take(64).collect()));
+        }
+        Ok(form)
+    }
+}
+
 /// What the call runs when answered: exactly one, as Twilio requires.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Instructions {
@@ -69,6 +139,8 @@ pub struct NewCall {
     pub status_callback: Option<String>,
     /// Ring time in seconds (Twilio's default 60).
     pub timeout_seconds: Option<u32>,
+    /// The longest the call may last once answered, seconds (`TimeLimit`).
+    pub time_limit_seconds: Option<u32>,
 }
 
 /// How a request to Twilio failed.
@@ -132,6 +204,9 @@ impl NewCall {
         }
         if let Some(timeout) = self.timeout_seconds {
             form.push(("Timeout".to_owned(), timeout.clamp(5, 600).to_string()));
+        }
+        if let Some(limit) = self.time_limit_seconds {
+            form.push(("TimeLimit".to_owned(), limit.clamp(1, 86_400).to_string()));
         }
         Ok(form)
     }
@@ -208,8 +283,139 @@ impl TwilioClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             account_sid: account_sid.to_owned(),
+            auth_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
         })
+    }
+
+    /// The same credentials acting on `account_sid`'s resources (a parent account acts on
+    /// its subaccounts this way, as Twilio documents).
+    pub fn for_account(&self, account_sid: &str) -> Self {
+        Self {
+            account_sid: account_sid.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The account whose resources this client names.
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    /// Creates a subaccount of the authenticating account (`POST /Accounts.json`).
+    pub async fn create_subaccount(
+        &self,
+        friendly_name: &str,
+    ) -> Result<TwilioAccount, TwilioFailure> {
+        self.send(
+            self.http
+                .post(format!("{}/2010-04-01/Accounts.json", self.base_url))
+                .form(&[("FriendlyName", friendly_name)]),
+        )
+        .await
+    }
+
+    /// The subaccounts called `friendly_name` (`GET /Accounts.json?FriendlyName=`).
+    pub async fn find_subaccounts(
+        &self,
+        friendly_name: &str,
+    ) -> Result<Vec<TwilioAccount>, TwilioFailure> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            accounts: Vec<TwilioAccount>,
+        }
+        let page: Page = self
+            .send(
+                self.http
+                    .get(format!("{}/2010-04-01/Accounts.json", self.base_url))
+                    .query(&[("FriendlyName", friendly_name), ("Status", "active")]),
+            )
+            .await?;
+        Ok(page.accounts)
+    }
+
+    /// Numbers for sale in `country` (ISO 3166 alpha-2) of `kind` (`Local`, `TollFree`).
+    pub async fn available_numbers(
+        &self,
+        country: &str,
+        kind: &str,
+        area_code: Option<&str>,
+        contains: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<serde_json::Value>, TwilioFailure> {
+        let mut query = vec![("PageSize", page_size.to_string())];
+        if let Some(a) = area_code {
+            query.push(("AreaCode", a.to_owned()));
+        }
+        if let Some(c) = contains {
+            query.push(("Contains", c.to_owned()));
+        }
+        let page: serde_json::Value = self
+            .send(
+                self.http
+                    .get(self.url(&format!("/AvailablePhoneNumbers/{country}/{kind}.json")))
+                    .query(&query),
+            )
+            .await?;
+        Ok(page["available_phone_numbers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Buys `number` for this account with our webhooks (`POST IncomingPhoneNumbers.json`).
+    pub async fn buy_number(&self, number: &BuyNumber) -> Result<IncomingNumber, TwilioFailure> {
+        let form = number.form()?;
+        self.send(
+            self.http
+                .post(self.url("/IncomingPhoneNumbers.json"))
+                .form(&form),
+        )
+        .await
+    }
+
+    /// This account's numbers equal to `phone_number` (`GET IncomingPhoneNumbers.json`).
+    pub async fn find_numbers(
+        &self,
+        phone_number: &str,
+    ) -> Result<Vec<IncomingNumber>, TwilioFailure> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            incoming_phone_numbers: Vec<IncomingNumber>,
+        }
+        let page: Page = self
+            .send(
+                self.http
+                    .get(self.url("/IncomingPhoneNumbers.json"))
+                    .query(&[("PhoneNumber", phone_number)]),
+            )
+            .await?;
+        Ok(page.incoming_phone_numbers)
+    }
+
+    /// Releases number `sid` (`DELETE IncomingPhoneNumbers/{PN}.json`; gone already is done).
+    pub async fn release_number(&self, sid: &str) -> Result<(), TwilioFailure> {
+        if !is_sid("PN", sid) {
+            return Err(TwilioFailure::Invalid {
+                code: Some(20404),
+                message: "not a Twilio number SID (PN followed by 32 hex digits)".into(),
+            });
+        }
+        let response = self
+            .http
+            .delete(self.url(&format!("/IncomingPhoneNumbers/{sid}.json")))
+            .basic_auth(&self.auth_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| TwilioFailure::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) || status == 404 {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(TwilioFailure::Twilio(TwilioError::parse(status, &body)))
     }
 
     fn url(&self, path: &str) -> String {
@@ -224,7 +430,7 @@ impl TwilioClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, TwilioFailure> {
         let response = request
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .basic_auth(&self.auth_sid, Some(&self.auth_token))
             .send()
             .await
             .map_err(|e| TwilioFailure::Unreachable(e.to_string()))?;
@@ -348,6 +554,7 @@ mod tests {
             instructions: Instructions::Twiml("<Response><Say>Hi</Say></Response>".into()),
             status_callback: Some("https://hooks.example.com/twilio/status".into()),
             timeout_seconds: Some(30),
+            time_limit_seconds: Some(600),
         }
     }
 

@@ -44,6 +44,95 @@ pub struct TelephonyConfig {
     pub agent_dial_target: String,
     /// `TWILIO_SAY_VOICE` (optional, e.g. `Polly.Joanna`): the `<Say>` voice.
     pub say_voice: Option<String>,
+    /// `TWILIO_SUBACCOUNTS` (default `true`): one Twilio subaccount per tenant, created by
+    /// our (parent) account on first use. `false`: a deployment for one organisation uses
+    /// its own account directly.
+    pub subaccounts: bool,
+    /// `TELEPHONY_SECRETS_KEY` (base64 of 32 random bytes; required with credentials): the
+    /// master key of [`crate::seal::Keys`].
+    pub keys: Option<crate::seal::Keys>,
+    /// The platform's dialling rules and quotas (see [`DialLimits`]).
+    pub limits: DialLimits,
+}
+
+/// The operator's rules for every tenant's outbound calls (a tenant may narrow them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialLimits {
+    /// `DIAL_ALLOWED_COUNTRY_CODES` (comma-separated calling codes, e.g. `1,44`; default:
+    /// the home country of `DEFAULT_PHONE_REGION`): the only countries any tenant may dial.
+    pub allowed_country_codes: Vec<u16>,
+    /// `DIAL_DENY_PREFIXES` (comma-separated E.164 prefixes; default [`DEFAULT_DENY_PREFIXES`]):
+    /// never dialled, whatever a tenant allows.
+    pub deny_prefixes: Vec<String>,
+    /// `CALLS_PER_MINUTE` (default 20): calls a tenant may start per minute.
+    pub calls_per_minute: u32,
+    /// `MAX_CONCURRENT_CALLS` (default 10): a tenant's outbound calls live at once.
+    pub concurrent_calls: u32,
+    /// `CALL_MINUTES_PER_DAY` (default 600): outbound minutes a tenant may use per UTC day.
+    pub minutes_per_day: u32,
+    /// `MAX_CALL_SECONDS` (default 14,400): the longest an outbound call may last (Twilio's
+    /// `TimeLimit`, lowered to what is left of the day's minutes).
+    pub max_call_seconds: u32,
+}
+
+/// Prefixes refused by default: US/Canada premium (900, 976) and the ranges most abused for
+/// international revenue share fraud (satellite and "international networks" codes).
+pub const DEFAULT_DENY_PREFIXES: &[&str] = &[
+    "+1900", "+1976", "+881", "+882", "+883", "+870", "+979", "+808",
+];
+
+fn list<T>(
+    source: &dyn Source,
+    name: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<Vec<T>>, ConfigError> {
+    let Some(raw) = source.get(name) else {
+        return Ok(None);
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse(s).ok_or_else(|| bad(name, &format!("{s:?} is not valid"))))
+        .collect::<Result<Vec<T>, _>>()
+        .map(Some)
+}
+
+impl DialLimits {
+    fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let home = source
+            .get("DEFAULT_PHONE_REGION")
+            .and_then(|r| r.trim().to_ascii_uppercase().parse().ok())
+            .unwrap_or(vocelio_shared::phone::Region::US);
+        let allowed_country_codes = list(source, "DIAL_ALLOWED_COUNTRY_CODES", |s| {
+            s.trim_start_matches('+')
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (1..1000).contains(c))
+        })?
+        .unwrap_or_else(|| {
+            vocelio_shared::phone::country_code(home)
+                .into_iter()
+                .collect()
+        });
+        let deny_prefixes = list(source, "DIAL_DENY_PREFIXES", |s| {
+            (s.starts_with('+') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.to_owned())
+        })?
+        .unwrap_or_else(|| {
+            DEFAULT_DENY_PREFIXES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
+        Ok(Self {
+            allowed_country_codes,
+            deny_prefixes,
+            calls_per_minute: number(source, "CALLS_PER_MINUTE", 20, (1, 100_000))?,
+            concurrent_calls: number(source, "MAX_CONCURRENT_CALLS", 10, (1, 100_000))?,
+            minutes_per_day: number(source, "CALL_MINUTES_PER_DAY", 600, (1, 10_000_000))?,
+            max_call_seconds: number(source, "MAX_CALL_SECONDS", 14_400, (60, 86_400))?,
+        })
+    }
 }
 
 fn bad(variable: &'static str, problem: &str) -> ConfigError {
@@ -135,13 +224,34 @@ impl TelephonyConfig {
         };
         let agent_dial_target = source
             .get("AGENT_DIAL_TARGET")
-            .unwrap_or_else(|| "client:{agent_id}".to_owned());
-        if !agent_dial_target.contains("{agent_id}") && !agent_dial_target.starts_with('+') {
+            .unwrap_or_else(|| "client:{identity}".to_owned());
+        if !agent_dial_target.contains("{identity}")
+            && !agent_dial_target.contains("{agent_id}")
+            && !agent_dial_target.starts_with('+')
+        {
             return Err(bad(
                 "AGENT_DIAL_TARGET",
-                "must contain {agent_id} (e.g. client:{agent_id}) or be a number",
+                "must contain {identity} (e.g. client:{identity}) or {agent_id}, or be a number",
             ));
         }
+        let keys = match source.get("TELEPHONY_SECRETS_KEY") {
+            Some(raw) => Some(
+                crate::seal::Keys::from_base64(&raw)
+                    .map_err(|e| bad("TELEPHONY_SECRETS_KEY", &e))?,
+            ),
+            None if credentials.is_some() => {
+                return Err(bad(
+                    "TELEPHONY_SECRETS_KEY",
+                    "is required with Twilio credentials (base64 of 32 random bytes)",
+                ));
+            }
+            None => None,
+        };
+        let subaccounts = match source.get("TWILIO_SUBACCOUNTS").as_deref().map(str::trim) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(bad("TWILIO_SUBACCOUNTS", "must be true or false")),
+        };
         Ok(Self {
             credentials,
             api_base: url(source, "TWILIO_API_BASE")?
@@ -160,6 +270,9 @@ impl TelephonyConfig {
             agent_ring_seconds: number(source, "AGENT_RING_SECONDS", 20, (5, 120))?,
             agent_dial_target,
             say_voice: source.get("TWILIO_SAY_VOICE").map(|v| v.trim().to_owned()),
+            subaccounts,
+            keys,
+            limits: DialLimits::from_source(source)?,
         })
     }
 }
@@ -186,17 +299,44 @@ mod tests {
         let none = read(&[]).expect("defaults");
         assert!(none.credentials.is_none());
         assert_eq!(none.api_base, "https://api.twilio.com");
-        assert_eq!(none.agent_dial_target, "client:{agent_id}");
+        assert_eq!(none.agent_dial_target, "client:{identity}");
+        assert!(none.subaccounts);
+        assert_eq!(none.limits.allowed_country_codes, vec![1]);
+        assert!(none.limits.deny_prefixes.contains(&"+1900".to_owned()));
+        let narrowed = read(&[
+            ("DIAL_ALLOWED_COUNTRY_CODES", "1, +44"),
+            ("DIAL_DENY_PREFIXES", "+4470"),
+            ("CALLS_PER_MINUTE", "3"),
+        ])
+        .expect("valid");
+        assert_eq!(narrowed.limits.allowed_country_codes, vec![1, 44]);
+        assert_eq!(narrowed.limits.deny_prefixes, vec!["+4470".to_owned()]);
+        assert_eq!(narrowed.limits.calls_per_minute, 3);
+        assert!(read(&[("DIAL_DENY_PREFIXES", "4470")]).is_err());
+        assert!(read(&[("TWILIO_SUBACCOUNTS", "maybe")]).is_err());
         assert!(read(&[("TWILIO_ACCOUNT_SID", "ACc0ffee00000000000000000000000000")]).is_err());
         assert!(read(&[("TWILIO_ACCOUNT_SID", "AC1"), ("TWILIO_AUTH_TOKEN", "t")]).is_err());
+        // Credentials without the master key of our own secrets: refused at start-up.
+        assert!(
+            read(&[
+                ("TWILIO_ACCOUNT_SID", "ACc0ffee00000000000000000000000000"),
+                ("TWILIO_AUTH_TOKEN", "secret"),
+            ])
+            .is_err()
+        );
         assert!(read(&[("TWILIO_WEBHOOK_BASE_URL", "hooks.example.com")]).is_err());
         let full = read(&[
             ("TWILIO_ACCOUNT_SID", "ACc0ffee00000000000000000000000000"),
             ("TWILIO_AUTH_TOKEN", "secret"),
             ("TWILIO_PHONE_NUMBER", "+1 (415) 555-0100"),
             ("TWILIO_WEBHOOK_BASE_URL", "https://hooks.example.com/"),
+            (
+                "TELEPHONY_SECRETS_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
         ])
         .expect("valid");
+        assert!(full.keys.is_some());
         assert_eq!(full.phone_number.as_deref(), Some("+14155550100"));
         assert_eq!(
             full.webhook_base_url.as_deref(),

@@ -11,7 +11,7 @@ use vocelio_shared::{ApiError, ApiResult, AuthUser, clock, phone};
 use crate::callback::CallStatus as TwilioStatus;
 use crate::calls::new_leg;
 use crate::service::Telephony;
-use crate::store::{self, Flow, NumberOwner, SidOwner};
+use crate::store::{self, Flow, SidOwner};
 use crate::twiml;
 
 /// Numbers one registration may map.
@@ -135,27 +135,38 @@ pub async fn register(tel: &Telephony, user: &AuthUser, body: RegisterFlow) -> A
             .unwrap_or_else(|| now.clone()),
         updated_at: now,
     };
+    // Only numbers the tenant owns (bought through POST /api/numbers/buy) can be mapped.
+    let mut not_owned = Vec::new();
+    for n in &numbers {
+        if crate::numbers::owned(tel, tenant, n).await?.is_none() {
+            not_owned.push(n.clone());
+        }
+    }
+    if !not_owned.is_empty() {
+        return Err(ApiError::Refused {
+            code: "number_not_owned",
+            message: format!(
+                "not numbers of this account: {}; buy them first (POST /api/numbers/buy)",
+                not_owned.join(", ")
+            ),
+        });
+    }
     let mut actions = vec![store::put_flow(&tel.app, tenant, &flow)?];
     for n in &numbers {
-        actions.push(store::claim_number(
-            &tel.app,
-            &NumberOwner {
-                tenant_id: tenant.as_str().to_owned(),
-                flow_id: flow_id.clone(),
-                phone_number: n.clone(),
-            },
-        )?);
+        actions.extend(crate::numbers::claim_for_flow(tel, tenant, n, &flow_id)?);
     }
     if let Some(cancelled) = vocelio_shared::dynamo::commit(&tel.app.db, actions).await? {
         let taken: Vec<&String> = numbers
             .iter()
             .enumerate()
-            .filter(|(i, _)| cancelled.condition_failed(i + 1))
+            .filter(|(i, _)| {
+                cancelled.condition_failed(1 + 2 * i) || cancelled.condition_failed(2 + 2 * i)
+            })
             .map(|(_, n)| n)
             .collect();
         return Err(ApiError::Conflict {
             code: "number_taken",
-            message: "a number is already answered by another flow (or another account); unregister it first".into(),
+            message: "a number is already answered by another flow, or is being released; unregister it first".into(),
             current: Some(json!({ "phone_numbers": taken })),
         });
     }
@@ -170,13 +181,19 @@ pub async fn unregister(tel: &Telephony, user: &AuthUser, raw: &str) -> ApiResul
     let tenant = &user.tenant;
     let owner = store::number_owner(&tel.app, &number)
         .await?
-        .filter(|o| o.tenant_id == tenant.as_str())
+        .filter(|o| o.tenant_id == tenant.as_str() && o.flow_id.is_some())
         .ok_or_else(|| ApiError::NotFound {
             code: "number_not_registered",
             message: "no flow of yours answers this number".into(),
         })?;
-    let mut actions = vec![store::release_number(&tel.app, tenant, &number)?];
-    if let Some(mut flow) = store::flow(&tel.app, tenant, &owner.flow_id).await? {
+    let mut actions = match owner.number_sid {
+        // A number bought through us stays the tenant's; only its flow goes.
+        Some(_) => crate::numbers::unclaim(tel, tenant, &number)?.to_vec(),
+        // A claim from before numbers were bought through us.
+        None => vec![store::release_number(&tel.app, tenant, &number)?],
+    };
+    let flow_id = owner.flow_id.clone().unwrap_or_default();
+    if let Some(mut flow) = store::flow(&tel.app, tenant, &flow_id).await? {
         flow.phone_numbers.retain(|n| *n != number);
         flow.updated_at = clock::rfc3339(clock::now());
         actions.push(store::put_flow(&tel.app, tenant, &flow)?);
@@ -195,7 +212,13 @@ pub async fn unregister(tel: &Telephony, user: &AuthUser, raw: &str) -> ApiResul
 
 /// The TwiML that answers an inbound call to `to`, after creating its call record: the
 /// flow's webhook, or its greeting; an unknown number is told so politely.
-pub async fn answer(tel: &Telephony, call_sid: &str, from: &str, to: &str) -> ApiResult<String> {
+pub async fn answer(
+    tel: &Telephony,
+    account_tenant: Option<&TenantId>,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+) -> ApiResult<String> {
     let region = tel.app.config.default_phone_region;
     let to_e164 = phone::normalize(to, region)
         .map(|n| n.as_str().to_owned())
@@ -204,7 +227,8 @@ pub async fn answer(tel: &Telephony, call_sid: &str, from: &str, to: &str) -> Ap
         Some(n) => store::number_owner(&tel.app, n).await?,
         None => None,
     };
-    let Some(owner) = owner else {
+    // A number nobody owns, or one whose owner maps no flow to it, is not in service.
+    let Some(owner) = owner.filter(|o| o.flow_id.is_some()) else {
         return Ok(twiml::response([
             twiml::say("Sorry, this number is not in service. Goodbye."),
             twiml::hangup(),
@@ -212,7 +236,19 @@ pub async fn answer(tel: &Telephony, call_sid: &str, from: &str, to: &str) -> Ap
     };
     let tenant = TenantId::parse(&owner.tenant_id)
         .map_err(|_| ApiError::internal("bad tenant on a number"))?;
-    let flow = store::flow(&tel.app, &tenant, &owner.flow_id).await?;
+    // A call reaching another tenant's account than the number's owner is not answered
+    // for the owner (a number moved between accounts, or a forged route).
+    if tel.config.subaccounts && account_tenant.is_some_and(|t| *t != tenant) {
+        tracing::warn!(%call_sid, "a number's call arrived through another tenant's account; refused");
+        return Ok(twiml::response([
+            twiml::say("Sorry, this number is not in service. Goodbye."),
+            twiml::hangup(),
+        ]));
+    }
+    let flow = match &owner.flow_id {
+        Some(flow_id) => store::flow(&tel.app, &tenant, flow_id).await?,
+        None => None,
+    };
     let caller = phone::normalize(from, region)
         .map(|n| n.as_str().to_owned())
         .unwrap_or_else(|_| from.chars().filter(|c| !c.is_control()).take(64).collect());
@@ -229,7 +265,7 @@ pub async fn answer(tel: &Telephony, call_sid: &str, from: &str, to: &str) -> Ap
     );
     call.call_sid = Some(call_sid.to_owned());
     call.called_number = to_e164.clone();
-    call.current_flow = Some(owner.flow_id.clone());
+    call.current_flow = owner.flow_id.clone();
     call.carrier = Some(new_leg(
         "inbound",
         to_e164.as_deref().unwrap_or(to),

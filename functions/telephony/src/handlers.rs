@@ -217,3 +217,79 @@ pub async fn unregister_flow(
         .ok_or_else(|| ApiError::field("phone_number", "is required (in the body or the query)"))?;
     Ok(Json(flows::unregister(&tel, &user, &number).await?))
 }
+
+/// `GET /api/numbers/search?country=&area_code=&contains=&type=` (admins, supervisors).
+pub async fn search_numbers(
+    Extension(tel): Extension<Telephony>,
+    Authorized(user, _): Authorized<Managers>,
+    QueryParams(query): QueryParams<crate::numbers::SearchQuery>,
+) -> JsonResult {
+    Ok(Json(
+        crate::numbers::search(&tel, &user.tenant, query).await?,
+    ))
+}
+
+/// `POST /api/numbers/buy {phone_number, friendly_name}` (admins) → 201 `{sid, ...}`.
+pub async fn buy_number(
+    Extension(tel): Extension<Telephony>,
+    Authorized(user, _): Authorized<Admins>,
+    JsonBody(body): JsonBody<crate::numbers::BuyBody>,
+) -> ApiResult<Response> {
+    let out = crate::numbers::buy(&tel, &user, body).await?;
+    let status = if out["already_owned"] == true {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(out)).into_response())
+}
+
+/// `GET /api/numbers` and `GET /numbers` → `{numbers: [...]}`.
+pub async fn list_numbers(Extension(tel): Extension<Telephony>, user: AuthUser) -> JsonResult {
+    let numbers: Vec<Value> = crate::numbers::list(&tel, &user.tenant)
+        .await?
+        .iter()
+        .map(crate::numbers::OwnedNumber::view)
+        .collect();
+    Ok(Json(json!({ "numbers": numbers, "total": numbers.len() })))
+}
+
+/// `DELETE /api/numbers/{sid}` (admins): released at Twilio; refused while a flow uses it.
+pub async fn release_number(
+    Extension(tel): Extension<Telephony>,
+    Authorized(user, _): Authorized<Admins>,
+    Path(sid): Path<String>,
+) -> JsonResult {
+    tel.twilio()?;
+    Ok(Json(
+        crate::numbers::release(&tel, &user.tenant, &sid).await?,
+    ))
+}
+
+/// `GET /api/telephony/policy` (admins, supervisors): who may dial what, the quotas and
+/// today's use.
+pub async fn get_policy(
+    Extension(tel): Extension<Telephony>,
+    Authorized(user, _): Authorized<Managers>,
+) -> JsonResult {
+    let policy = tel.dial_policy(&user.tenant).await?;
+    Ok(Json(tel.policy_view(&user.tenant, &policy).await?))
+}
+
+/// `PUT /api/telephony/policy {allowed_country_codes?, agents_may_dial}` (admins).
+pub async fn put_policy(
+    Extension(tel): Extension<Telephony>,
+    Authorized(user, _): Authorized<Admins>,
+    JsonBody(body): JsonBody<crate::policy::PolicyBody>,
+) -> JsonResult {
+    Ok(Json(tel.set_dial_policy(&user.tenant, body.into()).await?))
+}
+
+/// `GET /api/telephony/identity`: the caller's own Twilio Client identity (what their
+/// softphone registers as; transfers ring it).
+pub async fn identity(Extension(tel): Extension<Telephony>, user: AuthUser) -> JsonResult {
+    Ok(Json(json!({
+        "identity": tel.client_identity(&user.tenant, &user.user_id)?,
+        "agent_id": user.user_id,
+    })))
+}

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use vocelio_shared::AppState;
 use vocelio_shared::http::{finish, health_routes};
 
+pub mod accounts;
 pub mod callback;
 pub mod calls;
 pub mod client;
@@ -21,6 +22,10 @@ pub mod config;
 pub mod events;
 pub mod flows;
 mod handlers;
+pub mod numbers;
+pub mod policy;
+pub mod seal;
+pub mod secrets;
 pub mod service;
 pub mod signature;
 pub mod store;
@@ -57,6 +62,23 @@ pub fn routes(tel: Telephony) -> Router<AppState> {
             "/admin/unregister-flow",
             post(handlers::unregister_flow).delete(handlers::unregister_flow),
         )
+        .route("/api/numbers/search", get(handlers::search_numbers))
+        .route("/api/numbers/buy", post(handlers::buy_number))
+        .route("/api/numbers", get(handlers::list_numbers))
+        .route("/numbers", get(handlers::list_numbers))
+        .route(
+            "/api/numbers/{sid}",
+            axum::routing::delete(handlers::release_number),
+        )
+        .route(
+            "/api/numbers/{sid}/release",
+            axum::routing::delete(handlers::release_number).post(handlers::release_number),
+        )
+        .route(
+            "/api/telephony/policy",
+            get(handlers::get_policy).put(handlers::put_policy),
+        )
+        .route("/api/telephony/identity", get(handlers::identity))
         .layer(Extension(tel))
 }
 
@@ -84,7 +106,13 @@ pub fn webhook_router(state: AppState, tel: Telephony) -> Router {
 /// The cold-start path of the three functions: shared state, telephony settings, and the
 /// TTS service when its bucket is configured (messages are then spoken by our voices).
 pub async fn from_env() -> Result<(AppState, Telephony), Box<dyn std::error::Error + Send + Sync>> {
-    let config = config::TelephonyConfig::from_env()?;
+    let secrets = secrets::resolve_from_env().await?;
+    let config = config::TelephonyConfig::from_source(&move |name: &str| {
+        secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })?;
     let speech = if std::env::var_os("AUDIO_BUCKET").is_some() {
         Some(tts::service::from_env().await?)
     } else {

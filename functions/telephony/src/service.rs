@@ -1,7 +1,8 @@
 //! The telephony service: its settings, the Twilio client (absent without credentials),
 //! the TTS service for spoken messages, and how Twilio's failures become our answers.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use vocelio_shared::{ApiError, ApiResult, AppState};
@@ -18,6 +19,9 @@ pub struct Telephony {
     pub config: Arc<TelephonyConfig>,
     client: Option<TwilioClient>,
     tts: Option<tts::Tts>,
+    /// Tenants' Twilio accounts seen by this instance (tenant → account), so a warm
+    /// function reads and opens each one once.
+    accounts: Arc<Mutex<HashMap<String, crate::accounts::TenantAccount>>>,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -63,7 +67,60 @@ impl Telephony {
             config: Arc::new(config),
             client,
             tts,
+            accounts: Arc::default(),
         })
+    }
+
+    pub(crate) fn cached_account(
+        &self,
+        tenant: &vocelio_shared::ids::TenantId,
+    ) -> Option<crate::accounts::TenantAccount> {
+        self.accounts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant.as_str()).cloned())
+    }
+
+    pub(crate) fn cache_account(
+        &self,
+        tenant: &vocelio_shared::ids::TenantId,
+        account: &crate::accounts::TenantAccount,
+    ) {
+        if let Ok(mut m) = self.accounts.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(tenant.as_str().to_owned(), account.clone());
+        }
+    }
+
+    pub(crate) fn cached_owner(&self, account_sid: &str) -> Option<crate::accounts::AccountOwner> {
+        let m = self.accounts.lock().ok()?;
+        m.iter()
+            .find(|(_, a)| a.sid == account_sid)
+            .and_then(|(tenant, a)| {
+                Some(crate::accounts::AccountOwner {
+                    tenant: Some(vocelio_shared::ids::TenantId::parse(tenant).ok()?),
+                    token: a.token().to_owned(),
+                })
+            })
+    }
+
+    /// The derived keys (callback signatures, client identities, sealed tokens).
+    pub fn seal_keys(&self) -> ApiResult<&crate::seal::Keys> {
+        self.config
+            .keys
+            .as_ref()
+            .ok_or_else(|| not_configured("set TELEPHONY_SECRETS_KEY"))
+    }
+
+    /// The Twilio Client identity of `agent_id` of `tenant` (see [`crate::seal`]).
+    pub fn client_identity(
+        &self,
+        tenant: &vocelio_shared::ids::TenantId,
+        agent_id: &str,
+    ) -> ApiResult<String> {
+        Ok(self.seal_keys()?.client_identity(tenant.as_str(), agent_id))
     }
 
     /// The Twilio client: 503 `telephony_not_configured` without credentials or without the
@@ -104,16 +161,21 @@ impl Telephony {
     }
 
     /// The public URL of our webhook `path` with `query` (Twilio signs exactly this URL).
+    /// A query is signed with our own key (`sig`): Twilio's signature proves only that
+    /// Twilio sent the request, not that we wrote the URL (a tenant's TwiML can name any
+    /// callback URL), so what the query says is believed only with our signature.
     pub fn webhook_url(&self, path: &str, query: &[(&str, &str)]) -> ApiResult<String> {
         let base = self.config.webhook_base_url.as_deref().ok_or_else(|| {
             not_configured("set TWILIO_WEBHOOK_BASE_URL (where Twilio reaches our webhooks)")
         })?;
         let mut url = format!("{base}{path}");
         if !query.is_empty() {
+            let signature = self.seal_keys()?.sign_callback(path, query);
             url.push('?');
             url.push_str(
                 &form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(query)
+                    .append_pair("sig", &signature)
                     .finish(),
             );
         }

@@ -68,11 +68,17 @@ pub struct Flow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumberOwner {
     pub tenant_id: String,
-    pub flow_id: String,
+    /// The flow that answers it (none: owned, answered by the default greeting).
+    #[serde(default)]
+    pub flow_id: Option<String>,
     pub phone_number: String,
+    /// Twilio's `PN…` of a number bought through us (absent on claims made before numbers
+    /// were bought through the API).
+    #[serde(default)]
+    pub number_sid: Option<String>,
 }
 
-async fn get(state: &AppState, pk: String, sk: &str) -> ApiResult<Option<Item>> {
+pub(crate) async fn get(state: &AppState, pk: String, sk: &str) -> ApiResult<Option<Item>> {
     let out = state
         .db
         .get_item()
@@ -86,7 +92,11 @@ async fn get(state: &AppState, pk: String, sk: &str) -> ApiResult<Option<Item>> 
     Ok(out.item)
 }
 
-fn put(state: &AppState, item: Item, condition: Option<&str>) -> ApiResult<TransactWriteItem> {
+pub(crate) fn put(
+    state: &AppState,
+    item: Item,
+    condition: Option<&str>,
+) -> ApiResult<TransactWriteItem> {
     let put = Put::builder()
         .table_name(state.table())
         .set_item(Some(item))
@@ -150,30 +160,6 @@ pub fn put_flow(state: &AppState, tenant: &TenantId, flow: &Flow) -> ApiResult<T
     put(state, item, None)
 }
 
-/// The claim of a number for a flow: fails unless the number is free or already this
-/// flow's (in this tenant).
-pub fn claim_number(state: &AppState, owner: &NumberOwner) -> ApiResult<TransactWriteItem> {
-    let item = record_item(
-        owner,
-        vec![
-            (keys::PK, keys::phone_number_pk(&owner.phone_number)),
-            (keys::SK, keys::OWNER_SK.to_owned()),
-            (keys::ENTITY, "phone_number".to_owned()),
-        ],
-    )?;
-    let put = Put::builder()
-        .table_name(state.table())
-        .set_item(Some(item))
-        .condition_expression(
-            "attribute_not_exists(PK) OR (tenant_id = :tenant AND flow_id = :flow)",
-        )
-        .expression_attribute_values(":tenant", s(&owner.tenant_id))
-        .expression_attribute_values(":flow", s(&owner.flow_id))
-        .build()
-        .map_err(ApiError::internal)?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
 /// The release of a number owned by `tenant` (fails if another tenant owns it).
 pub fn release_number(
     state: &AppState,
@@ -191,14 +177,24 @@ pub fn release_number(
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
-/// Marks the leg `who` of `transfer_id` as dialled; `false` when it already was (a
-/// redelivered event).
+/// Where a transfer leg's dial stands: a marker is `pending` from just before Twilio is
+/// asked until it answered, then `done`. A redelivered event skips only `done` legs, so a
+/// dial that failed (or whose Lambda died) is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegMark {
+    /// This attempt should dial (the marker is now `pending`).
+    Dial,
+    /// The leg was dialled already.
+    Done,
+}
+
+/// Marks the leg `who` of `transfer_id` pending, unless it is done.
 pub async fn mark_leg(
     state: &AppState,
     tenant: &TenantId,
     transfer_id: &str,
     who: &str,
-) -> ApiResult<bool> {
+) -> ApiResult<LegMark> {
     let result = state
         .db
         .put_item()
@@ -206,22 +202,50 @@ pub async fn mark_leg(
         .item(keys::PK, s(keys::transfer_pk(tenant, transfer_id)))
         .item(keys::SK, s(keys::transfer_leg_sk(who)))
         .item(keys::ENTITY, s("transfer_leg"))
+        .item("state", s("pending"))
         .item(
             "created_at",
             s(vocelio_shared::clock::rfc3339(vocelio_shared::clock::now())),
         )
-        .condition_expression("attribute_not_exists(PK)")
+        .condition_expression("attribute_not_exists(PK) OR #state = :pending")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_values(":pending", s("pending"))
         .send()
         .await;
     match result {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(LegMark::Dial),
         Err(err)
             if err
                 .as_service_error()
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
-            Ok(false)
+            Ok(LegMark::Done)
         }
         Err(err) => Err(sdk_error(err)),
     }
+}
+
+/// The write that marks the leg `who` of `transfer_id` done (Twilio accepted it).
+pub fn leg_done(
+    state: &AppState,
+    tenant: &TenantId,
+    transfer_id: &str,
+    who: &str,
+) -> ApiResult<TransactWriteItem> {
+    let item: Item = [
+        (
+            keys::PK.to_owned(),
+            s(keys::transfer_pk(tenant, transfer_id)),
+        ),
+        (keys::SK.to_owned(), s(keys::transfer_leg_sk(who))),
+        (keys::ENTITY.to_owned(), s("transfer_leg")),
+        ("state".to_owned(), s("done")),
+        (
+            "created_at".to_owned(),
+            s(vocelio_shared::clock::rfc3339(vocelio_shared::clock::now())),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    put(state, item, None)
 }

@@ -6,7 +6,7 @@
 //! table's stream (at least once): every leg is dialled once, behind a marker item.
 
 use serde_json::{Value, json};
-use transfers::engine::{Engine, NewTransfer};
+use transfers::engine::{Decline, Engine, NewTransfer};
 use transfers::model::{Call, CallStatus, Transfer, TransferStatus, TransferType, Urgency};
 use vocelio_shared::events::{StreamedEvent, types};
 use vocelio_shared::ids::TenantId;
@@ -16,7 +16,7 @@ use crate::callback::{CallStatus as TwilioStatus, StatusCallback};
 use crate::calls::{self, cold_transfer};
 use crate::client::{CallUpdate, Instructions, NewCall};
 use crate::service::{Telephony, twilio_error};
-use crate::store::{self, Leg, SidOwner};
+use crate::store::{self, Leg, LegMark, SidOwner};
 use crate::twiml;
 
 /// The conference room of a transfer.
@@ -52,6 +52,7 @@ pub async fn transfer(
     }
     tel.twilio()?;
     let (call, _) = calls::find(tel, &user.tenant, id).await?;
+    crate::policy::may_control(user, &call)?;
     let looks_like_number = transfer_to.starts_with('+')
         || transfer_to
             .chars()
@@ -65,6 +66,8 @@ pub async fn transfer(
                 "a warm transfer goes to a department (its agents hear the context first)",
             ));
         }
+        // Bridging a live call to a number is dialling: the same rules as placing a call.
+        crate::policy::may_dial(user, &tel.dial_policy(&user.tenant).await?)?;
         return cold_transfer(tel, &user.tenant, &call, number.as_str()).await;
     }
     if call.call_sid.is_none() {
@@ -154,10 +157,13 @@ async fn hold_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) ->
     let Some(call) = live_call(tel, tenant, transfer).await? else {
         return Ok(());
     };
-    if !store::mark_leg(&tel.app, tenant, &transfer.transfer_id, "caller").await? {
+    if store::mark_leg(&tel.app, tenant, &transfer.transfer_id, "caller").await? == LegMark::Done {
         return Ok(());
     }
-    let sid = call.call_sid.clone().unwrap_or_default();
+    let Some(sid) = calls::owned_sid(tel, tenant, &call).await? else {
+        tracing::warn!(call_id = %call.call_id, "the call's SID is not one we placed or answered; not moved");
+        return Ok(());
+    };
     let room = room(&transfer.transfer_id);
     let query = [
         ("tenant", tenant.as_str()),
@@ -189,10 +195,12 @@ async fn hold_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) ->
                 .attr("statusCallbackEvent", "start end join leave mute hold"),
         ),
     ]);
-    tel.twilio()?
+    tel.client_for(tenant)
+        .await?
         .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
         .await
         .map_err(twilio_error)?;
+    let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, "caller")?;
     Engine::new(&tel.app, tenant)
         .update_call_with(&call.call_id, |current, now| {
             let mut next = current.clone();
@@ -200,10 +208,27 @@ async fn hold_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) ->
                 leg.conference = Some(room.clone());
             }
             next.updated_at = clock::rfc3339(now);
-            Ok(Some((next, Vec::new())))
+            Ok(Some((next, vec![done.clone()])))
         })
         .await?;
     Ok(())
+}
+
+/// The longest context an agent hears before a warm transfer (about 20 s of speech).
+pub const MAX_WHISPER_CHARS: usize = 300;
+
+/// `text` cut to at most `max` characters at a word boundary, with an ellipsis when cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(i) if i > max / 2 => cut[..i].trim_end().to_owned(),
+        _ => cut,
+    };
+    format!("{cut}…")
 }
 
 /// Dials the agent the routing offered the transfer to, into its conference; a warm
@@ -215,59 +240,75 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
     let Some(call) = live_call(tel, tenant, transfer).await? else {
         return Ok(());
     };
-    if !store::mark_leg(&tel.app, tenant, &transfer.transfer_id, &agent_id).await? {
+    if store::mark_leg(&tel.app, tenant, &transfer.transfer_id, &agent_id).await? == LegMark::Done {
         return Ok(());
     }
-    let target = if tel.config.agent_dial_target.contains("{agent_id}") {
-        tel.config
-            .agent_dial_target
-            .replace("{agent_id}", &agent_id)
-    } else {
-        tel.config.agent_dial_target.clone()
-    };
-    let from = tel
+    // Twilio Client identities are tenant-scoped keyed hashes: a same-named agent of
+    // another tenant is another identity.
+    let target = tel
         .config
-        .phone_number
-        .clone()
-        .or_else(|| {
-            call.carrier.as_ref().map(|l| {
-                if l.direction == "inbound" {
-                    l.to.clone()
-                } else {
-                    l.from.clone()
-                }
-            })
-        })
-        .unwrap_or_default();
-    let mut verbs = Vec::new();
-    if transfer.transfer_type == TransferType::Warm {
-        let context = transfer
-            .context_summary
-            .clone()
-            .unwrap_or_else(|| "No summary was given.".into());
-        verbs.push(twiml::say(&format!(
-            "Transfer for {} from {}. {}",
-            transfer.target_department, transfer.caller_number, context
-        )));
+        .agent_dial_target
+        .replace("{identity}", &tel.client_identity(tenant, &agent_id)?)
+        .replace("{agent_id}", &agent_id);
+    if target.starts_with('+') {
+        // An agent reached at a phone number is a number dialled like any other.
+        vocelio_shared::dnc::ensure_callable(&tel.app, tenant, &target).await?;
     }
+    let from = call
+        .carrier
+        .as_ref()
+        .map(|l| {
+            if l.direction == "inbound" {
+                l.to.clone()
+            } else {
+                l.from.clone()
+            }
+        })
+        .filter(|n| n.starts_with('+'))
+        .or_else(|| tel.config.phone_number.clone())
+        .unwrap_or_default();
     let query = [
         ("tenant", tenant.as_str()),
         ("call_id", call.call_id.as_str()),
         ("transfer_id", transfer.transfer_id.as_str()),
     ];
-    verbs.push(
-        twiml::dial().child(
-            twiml::conference(&room(&transfer.transfer_id))
-                .attr("startConferenceOnEnter", "true")
-                .attr("endConferenceOnExit", "true")
-                .attr("beep", "false")
-                .attr(
-                    "statusCallback",
-                    tel.webhook_url("/twilio/conference-status", &query)?,
-                )
-                .attr("statusCallbackEvent", "start end join leave"),
-        ),
+    let conference = twiml::dial().child(
+        twiml::conference(&room(&transfer.transfer_id))
+            .attr("startConferenceOnEnter", "true")
+            .attr("endConferenceOnExit", "true")
+            .attr("beep", "false")
+            .attr(
+                "statusCallback",
+                tel.webhook_url("/twilio/conference-status", &query)?,
+            )
+            .attr("statusCallbackEvent", "start end join leave"),
     );
+    // The whisper is bounded, and shortened further if the document would pass Twilio's
+    // 4,000-character limit (which would refuse the leg, offer after offer).
+    let mut budget = MAX_WHISPER_CHARS;
+    let document = loop {
+        let mut verbs = Vec::new();
+        if transfer.transfer_type == TransferType::Warm {
+            let context = transfer
+                .context_summary
+                .as_deref()
+                .map(|c| bounded(c, budget))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "No summary was given.".into());
+            verbs.push(twiml::say(&format!(
+                "Transfer for {} from {}. {}",
+                bounded(&transfer.target_department, 80),
+                transfer.caller_number,
+                context
+            )));
+        }
+        verbs.push(conference.clone());
+        let document = twiml::response(verbs);
+        if document.chars().count() <= crate::client::MAX_TWIML_CHARS || budget == 0 {
+            break document;
+        }
+        budget /= 2;
+    };
     let status = tel.webhook_url(
         "/twilio/status",
         &[
@@ -279,17 +320,20 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
         ],
     )?;
     let placed = tel
-        .twilio()?
+        .client_for(tenant)
+        .await?
         .create_call(&NewCall {
             to: target,
             from,
-            instructions: Instructions::Twiml(twiml::response(verbs)),
+            instructions: Instructions::Twiml(document),
             status_callback: Some(status),
             timeout_seconds: Some(tel.config.agent_ring_seconds),
+            time_limit_seconds: Some(tel.config.limits.max_call_seconds),
         })
         .await;
     match placed {
         Ok(leg) => {
+            let agent_id_done = agent_id.clone();
             let owner = SidOwner {
                 tenant_id: tenant.as_str().to_owned(),
                 call_id: call.call_id.clone(),
@@ -298,15 +342,22 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
                 agent_id: Some(agent_id),
             };
             let action = store::put_sid_owner(&tel.app, &leg.sid, &owner)?;
-            vocelio_shared::dynamo::commit(&tel.app.db, vec![action]).await?;
+            let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, &agent_id_done)?;
+            vocelio_shared::dynamo::commit(&tel.app.db, vec![action, done]).await?;
             Ok(())
         }
+        // Twilio is down or throttling us: the event fails, the stream retries it, and the
+        // pending marker lets the retry dial.
+        Err(failure @ crate::client::TwilioFailure::Unreachable(_)) => Err(twilio_error(failure)),
+        Err(crate::client::TwilioFailure::Twilio(e)) if e.status == 429 || e.status >= 500 => {
+            Err(twilio_error(crate::client::TwilioFailure::Twilio(e)))
+        }
         Err(failure) => {
-            tracing::warn!(error = %failure, transfer_id = %transfer.transfer_id, "agent leg not placed; declining the offer");
-            Engine::new(&tel.app, tenant)
-                .decline(None, &transfer.transfer_id, true)
-                .await
-                .map(|_| ())
+            let agent_id_done = agent_id.clone();
+            tracing::warn!(error = %failure, transfer_id = %transfer.transfer_id, "agent leg refused by Twilio; declining the offer");
+            let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, &agent_id_done)?;
+            vocelio_shared::dynamo::commit(&tel.app.db, vec![done]).await?;
+            decline_now(&Engine::new(&tel.app, tenant), &transfer.transfer_id).await
         }
     }
 }
@@ -323,12 +374,15 @@ async fn release_caller(tel: &Telephony, tenant: &TenantId, transfer: &Transfer)
     {
         return Ok(());
     }
-    let sid = call.call_sid.clone().unwrap_or_default();
+    let Some(sid) = calls::owned_sid(tel, tenant, &call).await? else {
+        return Ok(());
+    };
     let document = twiml::response([
         twiml::say("Sorry, no one can take your call right now. Please call again later. Goodbye."),
         twiml::hangup(),
     ]);
-    tel.twilio()?
+    tel.client_for(tenant)
+        .await?
         .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
         .await
         .map_err(twilio_error)?;
@@ -351,6 +405,17 @@ pub async fn on_agent_leg(
     if transfer.agent_id.as_deref() != Some(agent_id) {
         return Ok(());
     }
+    // The report must be about the leg we placed for this offer (once its SID is recorded;
+    // a report that beats our write of it is taken on the signed URL alone).
+    if let Some(owner) = store::sid_owner(&tel.app, &update.call_sid).await?
+        && (owner.tenant_id != tenant.as_str()
+            || owner.leg != Leg::Agent
+            || owner.transfer_id.as_deref() != Some(transfer_id)
+            || owner.agent_id.as_deref() != Some(agent_id))
+    {
+        tracing::warn!(call_sid = %update.call_sid, %transfer_id, "a status report of another leg named this offer; ignored");
+        return Ok(());
+    }
     let agent = AuthUser {
         user_id: agent_id.to_owned(),
         tenant: tenant.clone(),
@@ -366,7 +431,7 @@ pub async fn on_agent_leg(
             | TwilioStatus::Failed
             | TwilioStatus::Canceled,
             TransferStatus::Assigned,
-        ) => engine.decline(None, transfer_id, true).await.map(|_| ()),
+        ) => decline_now(&engine, transfer_id).await,
         (TwilioStatus::Completed, TransferStatus::Connected) => engine
             .complete(&agent, transfer_id, Some("resolved".into()), None)
             .await
@@ -374,9 +439,24 @@ pub async fn on_agent_leg(
         _ => Ok(()),
     };
     match outcome {
-        // Someone else moved the transfer first (the app, the sweeper): theirs stands.
-        Err(ApiError::Conflict { .. }) => Ok(()),
+        // The transfer's state moved on first (the app, the sweeper): theirs stands. A
+        // transfer that kept changing is not that: it fails (5xx) and is logged.
+        Err(ApiError::Conflict { code, .. }) if code != "concurrent_update" => Ok(()),
+        Err(ApiError::Conflict { message, .. }) => Err(ApiError::Unavailable(message)),
         other => other,
+    }
+}
+
+/// Gives an offer back at once because the agent's leg was not answered: the next agent is
+/// offered now, not when the offer would have lapsed.
+async fn decline_now(engine: &Engine<'_>, transfer_id: &str) -> ApiResult<()> {
+    match engine
+        .decline(None, transfer_id, Decline::NotAnswered)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(ApiError::Conflict { code, .. }) if code != "concurrent_update" => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,9 +1,14 @@
 //! Twilio's webhooks (a function URL, no JWT): the voice webhook of inbound calls, status
 //! callbacks, `<Dial>` actions and conference events. Every request must carry a valid
-//! `X-Twilio-Signature` over the public URL it was sent to (form and `bodySHA256` JSON
-//! variants, compared in constant time) and name our account; anything else is a 403.
-//! Query parameters of our callback URLs (tenant, call) are trusted only because the
-//! signature covers them.
+//! `X-Twilio-Signature` (form and `bodySHA256` JSON variants, compared in constant time)
+//! made with the auth token of the account its `AccountSid` names: one of our tenants'
+//! subaccounts (which names the tenant) or our own account; anything else is a 403.
+//!
+//! Nothing in a callback URL is believed on Twilio's signature alone: a tenant controls
+//! the TwiML of its own calls, so it can make Twilio send genuinely signed requests to any
+//! URL. What our callback URLs carry (tenant, call, transfer, agent) is signed with our own
+//! key ([`crate::seal`]); the tenant must be the one the account names; a report must be
+//! about the leg we recorded for that call.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,10 +34,13 @@ pub fn routes() -> Router<Telephony> {
         .route("/twilio/conference-status", post(conference_status))
 }
 
-/// A verified webhook: its form parameters and our callback URL's query.
+/// A verified webhook: its form parameters, our callback URL's query (only when our own
+/// signature on it checked out) and the tenant its account names.
 struct Verified {
     params: Vec<(String, String)>,
     query: Vec<(String, String)>,
+    /// The tenant of the subaccount that sent it (`None`: our own account).
+    account_tenant: Option<TenantId>,
 }
 
 impl Verified {
@@ -63,14 +71,20 @@ impl Verified {
         Ok((tenant, call_id))
     }
 
+    /// The tenant the (signed) query names, which must be the account's tenant.
     fn tenant(&self) -> ApiResult<Option<TenantId>> {
-        self.query("tenant")
-            .map(|t| {
-                TenantId::parse(t).map_err(|_| {
-                    ApiError::bad_request("bad_tenant", "the callback URL names no valid tenant")
-                })
-            })
-            .transpose()
+        let Some(raw) = self.query("tenant") else {
+            return Ok(None);
+        };
+        let tenant = TenantId::parse(raw).map_err(|_| {
+            ApiError::bad_request("bad_tenant", "the callback URL names no valid tenant")
+        })?;
+        if self.account_tenant.as_ref().is_some_and(|t| *t != tenant) {
+            return Err(refused(
+                "the callback names another tenant than its account",
+            ));
+        }
+        Ok(Some(tenant))
     }
 }
 
@@ -78,65 +92,58 @@ fn refused(why: &str) -> ApiError {
     ApiError::Forbidden(format!("not a valid Twilio request: {why}"))
 }
 
-/// Checks the signature against every URL the request may have been sent to: the
-/// configured public base + the path and query received, and the URL rebuilt from the
-/// proxy headers (`X-Forwarded-Proto`/`-Port`, `Host`).
-fn verify(tel: &Telephony, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<Verified> {
-    let token = tel.auth_token()?;
+/// The URLs the request may have been signed for. With `TWILIO_WEBHOOK_BASE_URL` set, only
+/// that base (never a `Host` the client chose); without it, the URL rebuilt from the proxy
+/// headers (`X-Forwarded-Proto`/`-Port`, `Host`).
+fn candidate_urls(tel: &Telephony, uri: &Uri, headers: &HeaderMap) -> Vec<String> {
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let mut candidates = Vec::new();
     if let Some(base) = &tel.config.webhook_base_url {
         let base_path = url::Url::parse(base)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
         // A base with a path (an API Gateway stage) may or may not reach us with it.
         if !base_path.is_empty() && !path_and_query.starts_with(&base_path) {
-            candidates.push(format!("{base}{path_and_query}"));
-        } else {
-            let origin = base.strip_suffix(&base_path).unwrap_or(base);
-            candidates.push(format!("{origin}{path_and_query}"));
+            return vec![format!("{base}{path_and_query}")];
         }
+        let origin = base.strip_suffix(&base_path).unwrap_or(base);
+        return vec![format!("{origin}{path_and_query}")];
     }
-    if let Some(host) = header_str("host") {
-        candidates.push(signature::public_url(
-            header_str("x-forwarded-proto"),
-            host,
-            header_str("x-forwarded-port"),
-            path_and_query,
-        ));
-    }
+    header_str("host")
+        .map(|host| {
+            signature::public_url(
+                header_str("x-forwarded-proto"),
+                host,
+                header_str("x-forwarded-port"),
+                path_and_query,
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Checks the signature with the token of the account the request names, then our own
+/// signature on the callback URL's query (if it has one).
+async fn verify(
+    tel: &Telephony,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Verified> {
+    tel.auth_token()?;
+    let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let given = header_str("x-twilio-signature");
+    if given.is_none() {
+        return Err(refused("X-Twilio-Signature is missing"));
+    }
     let is_json = header_str(header::CONTENT_TYPE.as_str())
         .is_some_and(|c| c.starts_with("application/json"));
-    let params = if is_json {
+    let form = if is_json {
         Vec::new()
     } else {
         signature::form_pairs(body)
     };
-    let mut outcome = Err(SignatureError::Missing);
-    for url in &candidates {
-        let result = if is_json {
-            signature::validate_json(token, url, body, given)
-        } else {
-            signature::validate_form(token, url, &params, given)
-        };
-        if result.is_ok() {
-            outcome = Ok(());
-            break;
-        }
-        if outcome.is_err() {
-            outcome = result;
-        }
-    }
-    match outcome {
-        Ok(()) => {}
-        Err(SignatureError::Missing) if given.is_none() => {
-            return Err(refused("X-Twilio-Signature is missing"));
-        }
-        Err(_) => return Err(refused("X-Twilio-Signature does not match")),
-    }
-    let params = if is_json {
+    let json_params: Vec<(String, String)> = if is_json {
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
             .map_err(|_| ApiError::bad_request("invalid_body", "the JSON body is not an object"))?
             .into_iter()
@@ -150,19 +157,65 @@ fn verify(tel: &Telephony, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiR
             })
             .collect()
     } else {
-        params
+        Vec::new()
     };
-    let query = uri
+    let named = |params: &[(String, String)]| {
+        params
+            .iter()
+            .find(|(k, _)| k == "AccountSid")
+            .map(|(_, v)| v.clone())
+    };
+    let account_sid = named(&form)
+        .or_else(|| named(&json_params))
+        .or_else(|| tel.account_sid().map(str::to_owned))
+        .unwrap_or_default();
+    let Some(owner) = tel.account_owner(&account_sid).await? else {
+        return Err(refused("the request names an account that is not ours"));
+    };
+    let mut outcome = Err(SignatureError::Missing);
+    for url in candidate_urls(tel, uri, headers) {
+        let result = if is_json {
+            signature::validate_json(&owner.token, &url, body, given)
+        } else {
+            signature::validate_form(&owner.token, &url, &form, given)
+        };
+        if result.is_ok() {
+            outcome = Ok(());
+            break;
+        }
+        if outcome.is_err() {
+            outcome = result;
+        }
+    }
+    if outcome.is_err() {
+        return Err(refused("X-Twilio-Signature does not match"));
+    }
+    let mut query = uri
         .query()
         .map(|q| signature::form_pairs(q.as_bytes()))
         .unwrap_or_default();
-    let verified = Verified { params, query };
-    if let (Some(ours), Some(theirs)) = (tel.account_sid(), verified.param("AccountSid"))
-        && ours != theirs
-    {
-        return Err(refused("the request names another account"));
+    if !query.is_empty() {
+        let sig = query
+            .iter()
+            .position(|(k, _)| k == "sig")
+            .map(|i| query.remove(i).1);
+        let pairs: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let signed = sig.is_some_and(|sig| {
+            tel.seal_keys()
+                .is_ok_and(|k| k.verify_callback(uri.path(), &pairs, &sig))
+        });
+        if !signed {
+            return Err(refused("the callback URL is not one we made"));
+        }
     }
-    Ok(verified)
+    Ok(Verified {
+        params: if is_json { json_params } else { form },
+        query,
+        account_tenant: owner.tenant,
+    })
 }
 
 fn xml(document: String) -> Response {
@@ -180,7 +233,7 @@ async fn voice(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let hook = verify(&tel, &uri, &headers, &body)?;
+    let hook = verify(&tel, &uri, &headers, &body).await?;
     let sid = hook
         .param("CallSid")
         .filter(|s| is_sid("CA", s))
@@ -193,7 +246,14 @@ async fn voice(
         .param("From")
         .or(hook.param("Caller"))
         .unwrap_or("unknown");
-    Ok(xml(flows::answer(&tel, sid, from, to).await?))
+    Ok(xml(flows::answer(
+        &tel,
+        hook.account_tenant.as_ref(),
+        sid,
+        from,
+        to,
+    )
+    .await?))
 }
 
 /// A status callback: of the caller's leg (our call record moves, never backwards), or of
@@ -204,7 +264,7 @@ async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let hook = verify(&tel, &uri, &headers, &body)?;
+    let hook = verify(&tel, &uri, &headers, &body).await?;
     let update = StatusCallback::from_form(&hook.params)
         .map_err(|e| ApiError::bad_request("invalid_callback", e.to_string()))?;
     let (tenant, call_id, leg, transfer_id, agent_id) = match (
@@ -222,7 +282,13 @@ async fn status(
             hook.query("transfer_id").map(str::to_owned),
             hook.query("agent_id").map(str::to_owned),
         ),
-        _ => match store::sid_owner(&tel.app, &update.call_sid).await? {
+        _ => match store::sid_owner(&tel.app, &update.call_sid)
+            .await?
+            .filter(|o| {
+                hook.account_tenant
+                    .as_ref()
+                    .is_none_or(|t| t.as_str() == o.tenant_id)
+            }) {
             Some(owner) => (
                 owner.tenant()?,
                 owner.call_id,
@@ -260,7 +326,7 @@ async fn dial_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let hook = verify(&tel, &uri, &headers, &body)?;
+    let hook = verify(&tel, &uri, &headers, &body).await?;
     let (tenant, call_id) = hook.tenant_and_call()?;
     let kind = hook.query("kind").unwrap_or("cold");
     Ok(xml(transfer::after_dial(
@@ -280,7 +346,7 @@ async fn conference_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let hook = verify(&tel, &uri, &headers, &body)?;
+    let hook = verify(&tel, &uri, &headers, &body).await?;
     let (tenant, call_id) = hook.tenant_and_call()?;
     transfer::on_conference(&tel, &tenant, call_id, &hook.params).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

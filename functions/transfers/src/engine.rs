@@ -20,6 +20,29 @@ use crate::store::{Store, conflict};
 
 /// How often a lost race is retried before the request answers 409.
 const ATTEMPTS: usize = 8;
+
+/// Why an offered agent gives a transfer back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decline {
+    /// The agent said no (they stay available).
+    Declined,
+    /// The offer lapsed (the sweeper): acts only once it has expired; the agent goes offline.
+    OfferTimeout,
+    /// The agent's phone leg was busy, unanswered or failed: acts at once, so the next
+    /// agent is offered within seconds; the agent goes offline (not at their desk).
+    NotAnswered,
+}
+
+impl Decline {
+    /// The `reason` of the `transfer_declined` event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decline::Declined => "declined",
+            Decline::OfferTimeout => "offer_timeout",
+            Decline::NotAnswered => "not_answered",
+        }
+    }
+}
 /// How many candidates one attempt tries before re-reading.
 const CANDIDATES_PER_ATTEMPT: usize = 5;
 
@@ -549,8 +572,9 @@ impl<'a> Engine<'a> {
         &self,
         user: Option<&AuthUser>,
         transfer_id: &str,
-        timed_out: bool,
+        why: Decline,
     ) -> ApiResult<Transfer> {
+        let timed_out = why != Decline::Declined;
         for _ in 0..ATTEMPTS {
             let (transfer, version) = self.load(transfer_id).await?;
             if let Some(user) = user {
@@ -563,7 +587,7 @@ impl<'a> Engine<'a> {
                 ));
             }
             let now = clock::now();
-            if timed_out
+            if why == Decline::OfferTimeout
                 && transfer.offer_expires_at.as_deref() > Some(clock::rfc3339(now).as_str())
             {
                 return Ok(transfer);
@@ -588,7 +612,7 @@ impl<'a> Engine<'a> {
                 self.store.replace_call(&next_call, call_version)?,
                 self.event(
                     types::TRANSFER_DECLINED,
-                    json!({"transfer": requeued, "agent_id": agent_id, "reason": if timed_out { "offer_timeout" } else { "declined" }, "timestamp": at}),
+                    json!({"transfer": requeued, "agent_id": agent_id, "reason": why.as_str(), "timestamp": at}),
                     now,
                 )?,
                 self.event(types::QUEUE_UPDATED, json!({"department_id": requeued.department_id}), now)?,
@@ -749,6 +773,27 @@ impl<'a> Engine<'a> {
         ))
     }
 
+    /// Closes the open transfer of a call that is ending: one its agent was talking on is
+    /// completed (outcome `call_ended`: the caller hung up on the agent, the transfer did
+    /// its job), one still waiting or ringing is cancelled.
+    async fn close_for_ended_call(&self, transfer_id: &str) -> ApiResult<()> {
+        let (transfer, _) = self.load(transfer_id).await?;
+        if transfer.status == TransferStatus::Connected {
+            let system = AuthUser {
+                user_id: "system".into(),
+                tenant: self.tenant.clone(),
+                role: vocelio_shared::Role::Supervisor,
+            };
+            self.complete(&system, transfer_id, Some("call_ended".into()), None)
+                .await
+                .map(|_| ())
+        } else {
+            self.cancel(None, transfer_id, Some("call_ended".into()))
+                .await
+                .map(|_| ())
+        }
+    }
+
     /// Ends an agent's wrap-up once its time has come, then serves them the queue.
     pub async fn end_wrap_up(&self, agent_id: &str) -> ApiResult<()> {
         let Some(agent) = self.store.agent(agent_id).await? else {
@@ -853,9 +898,10 @@ impl<'a> Engine<'a> {
             if next.status.is_ended()
                 && let Some(open) = &call.open_transfer_id
             {
-                match self.cancel(None, open, Some("call_ended".into())).await {
-                    // Ended meanwhile (completed by its agent): nothing left to cancel.
-                    Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                match self.close_for_ended_call(open).await {
+                    // Ended meanwhile (completed by its agent): nothing left to close.
+                    Ok(()) => {}
+                    Err(ApiError::Conflict { code, .. }) if code != "concurrent_update" => {}
                     Err(e) => return Err(e),
                 }
                 continue;

@@ -547,7 +547,9 @@ pub async fn decline(
     Path(id): Path<String>,
 ) -> JsonResult {
     let engine = Engine::new(&state, &user.tenant);
-    let transfer = engine.decline(Some(&user), &id, false).await?;
+    let transfer = engine
+        .decline(Some(&user), &id, crate::engine::Decline::Declined)
+        .await?;
     Ok(Json(
         json!({ "transfer": transfer_view(&engine, &state, &transfer).await? }),
     ))

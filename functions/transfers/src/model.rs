@@ -138,6 +138,10 @@ pub struct CarrierLeg {
     pub transferred_to: Option<String>,
     /// When the carrier's state was last read (callback or fetch).
     pub synced_at: String,
+    /// The seconds the carrier reported at the end, once counted against the tenant's
+    /// daily minutes (counted once: set in the same write as the count).
+    #[serde(default)]
+    pub counted_seconds: Option<u64>,
 }
 
 impl Call {

@@ -48,7 +48,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<Swept> {
             let engine = Engine::new(state, &tenant);
             let result = match *kind {
                 "TRANSFER" => engine
-                    .decline(None, id, true)
+                    .decline(None, id, crate::engine::Decline::OfferTimeout)
                     .await
                     .map(|_| swept.offers_expired += 1),
                 "AGENT" => engine

@@ -11,6 +11,7 @@ mod platform;
 mod provider_fakes;
 mod realtime;
 mod telephony;
+mod telephony_safety;
 mod transfers;
 mod tts;
 mod websocket;

@@ -11,9 +11,46 @@ use crate::helpers::{Session, TestApp, events_of, id_of, spawn_app, spawn_app_wi
 
 /// A fresh number of the 415 area with the given last four digits (the simulator's
 /// outcome rule reads them).
-fn number_ending(last4: &str) -> String {
+pub(crate) fn number_ending(last4: &str) -> String {
     let middle = uuid::Uuid::now_v7().as_u128() % 1000;
     format!("+1415{middle:03}{last4}")
+}
+
+/// Area codes the tests buy numbers in (spread, so concurrent tests rarely want the same).
+const AREA_CODES: [&str; 12] = [
+    "415", "628", "650", "510", "408", "707", "925", "209", "559", "661", "805", "916",
+];
+
+/// Buys a number for the session's tenant through the API, as the Phone Numbers screen
+/// does (search, pick one, buy); returns it.
+pub(crate) async fn own_number(session: &Session<'_>) -> String {
+    for _ in 0..10 {
+        let pick = uuid::Uuid::now_v7().as_u128();
+        let area = AREA_CODES[(pick % AREA_CODES.len() as u128) as usize];
+        let found = session
+            .get(&format!("/api/numbers/search?country=US&area_code={area}"))
+            .await
+            .expect(200);
+        let list = found.body["available_numbers"].as_array().unwrap().clone();
+        if list.is_empty() {
+            continue;
+        }
+        let number = list[((pick >> 8) % list.len() as u128) as usize]["phone_number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bought = session
+            .post(
+                "/api/numbers/buy",
+                json!({"phone_number": number, "friendly_name": "Local test", "voice_url": "https://ignored.example/voice"}),
+            )
+            .await;
+        if bought.status == 201 {
+            assert!(bought.body["sid"].as_str().unwrap().starts_with("PN"));
+            return number;
+        }
+    }
+    panic!("no number could be bought");
 }
 
 /// The simulator's AI-agent stand-in: keeps a call live `seconds` simulated seconds.
@@ -22,7 +59,7 @@ fn agent_stand_in(app: &TestApp, seconds: u32) -> String {
 }
 
 /// Polls `check` every 10 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -37,7 +74,7 @@ where
     }
 }
 
-async fn status_of(session: &Session<'_>, id: &str) -> Value {
+pub(crate) async fn status_of(session: &Session<'_>, id: &str) -> Value {
     session
         .get(&format!("/api/calls/{id}/status"))
         .await
@@ -45,7 +82,7 @@ async fn status_of(session: &Session<'_>, id: &str) -> Value {
         .body
 }
 
-async fn wait_status(session: &Session<'_>, id: &str, want: &str) -> Value {
+pub(crate) async fn wait_status(session: &Session<'_>, id: &str, want: &str) -> Value {
     eventually(Duration::from_secs(20), want, || async {
         let s = status_of(session, id).await;
         (s["status"] == want).then_some(s)
@@ -54,7 +91,7 @@ async fn wait_status(session: &Session<'_>, id: &str, want: &str) -> Value {
 }
 
 /// Registers a flow answering `number` with the AI stand-in.
-async fn register_flow(app: &TestApp, flow_id: &str, number: &str, seconds: u32) {
+pub(crate) async fn register_flow(app: &TestApp, flow_id: &str, number: &str, seconds: u32) {
     app.admin()
         .post(
             "/admin/register-flow",
@@ -65,9 +102,10 @@ async fn register_flow(app: &TestApp, flow_id: &str, number: &str, seconds: u32)
 }
 
 /// Places a call the AI agent keeps live, and waits until it is answered.
-async fn live_call(app: &TestApp, seconds: u32) -> (String, String) {
+pub(crate) async fn live_call(app: &TestApp, seconds: u32) -> (String, String) {
     let flow_id = format!("flow-{}", uuid::Uuid::now_v7().simple());
-    register_flow(app, &flow_id, &number_ending("7001"), seconds).await;
+    let number = own_number(&app.admin()).await;
+    register_flow(app, &flow_id, &number, seconds).await;
     let made = app
         .admin()
         .post(
@@ -87,6 +125,7 @@ async fn a_call_made_like_the_app_rings_answers_and_completes_everywhere_the_app
     let app = spawn_app_with(&[("TWILIO_STATUS_STALE_SECONDS", "1")]).await;
     let admin = app.admin();
     let to = number_ending("5678");
+    let ours = own_number(&admin).await;
     // The Call Center page's request, with one of our voices.
     let made = admin
         .post(
@@ -100,7 +139,8 @@ async fn a_call_made_like_the_app_rings_answers_and_completes_everywhere_the_app
     let sid = made.body["call_sid"].as_str().unwrap().to_owned();
     assert!(sid.starts_with("CA") && sid.len() == 34, "{sid}");
     assert_eq!(made.body["to"], to.as_str());
-    assert_eq!(made.body["from"], vocelio_local::stack::LOCAL_CALLER_ID);
+    // Presented as the tenant's own number (its first, when the request names none).
+    assert_eq!(made.body["from"], ours.as_str());
     assert!(matches!(
         made.body["status"].as_str(),
         Some("queued" | "initiated" | "ringing" | "in-progress" | "completed")
@@ -265,6 +305,7 @@ async fn a_live_call_shows_in_both_monitors_and_ends_on_request() {
 async fn what_twilio_would_refuse_never_leaves_and_a_retry_never_dials_twice() {
     let app = spawn_app().await;
     let admin = app.admin();
+    own_number(&admin).await;
     let before = app.twilio.rest_requests();
     // The seed's own example number is not dialable.
     let seed = admin
@@ -369,7 +410,7 @@ async fn what_twilio_would_refuse_never_leaves_and_a_retry_never_dials_twice() {
 async fn an_inbound_call_is_answered_by_its_flow_and_unknown_numbers_politely_refused() {
     let app = spawn_app().await;
     let admin = app.admin();
-    let number = number_ending("7002");
+    let number = own_number(&admin).await;
     register_flow(&app, "support", &number, 300).await;
     // One number, one flow per tenant; and one tenant per number.
     let clash = admin
@@ -380,12 +421,18 @@ async fn an_inbound_call_is_answered_by_its_flow_and_unknown_numbers_politely_re
         .await
         .expect(409);
     assert_eq!(clash.code(), "number_taken");
+    // Another tenant cannot map (nor buy) a number this one owns.
     let other = app.user_in(&crate::helpers::new_tenant(), Role::Admin, "admin-2");
-    other
+    let squat = other
         .post(
             "/admin/register-flow",
             json!({"flow_id": "support", "phone_numbers": [number]}),
         )
+        .await
+        .expect(403);
+    assert_eq!(squat.code(), "number_not_owned");
+    other
+        .post("/api/numbers/buy", json!({"phone_number": number}))
         .await
         .expect(409);
     app.agent("ana")
@@ -455,7 +502,23 @@ async fn an_inbound_call_is_answered_by_its_flow_and_unknown_numbers_politely_re
     );
     assert_eq!(verbs.last().map(String::as_str), Some("Hangup"));
     assert!(admin.get(&format!("/api/calls/{sid}/status")).await.status == 404);
-    // Now the other tenant may take the number.
+    // Released (it still answers nothing), the other tenant may buy and map it.
+    let listed = admin.get("/api/numbers").await.expect(200);
+    let sid = listed.body["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["phone_number"] == number.as_str())
+        .map(|n| n["sid"].as_str().unwrap().to_owned())
+        .unwrap();
+    admin
+        .delete(&format!("/api/numbers/{sid}"))
+        .await
+        .expect(200);
+    other
+        .post("/api/numbers/buy", json!({"phone_number": number}))
+        .await
+        .expect(201);
     other
         .post(
             "/admin/register-flow",
@@ -465,13 +528,13 @@ async fn an_inbound_call_is_answered_by_its_flow_and_unknown_numbers_politely_re
         .expect(201);
 }
 
-/// Signs a form callback the way Twilio does.
-fn signed(url: &str, params: &[(&str, &str)]) -> (String, String) {
+/// Signs a form callback the way Twilio does, with `token`.
+fn signed(token: &str, url: &str, params: &[(&str, &str)]) -> (String, String) {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let signature = telephony::signature::sign(twilio_sim::AUTH_TOKEN, url, &pairs);
+    let signature = telephony::signature::sign(token, url, &pairs);
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
         .finish();
@@ -503,6 +566,7 @@ async fn post_hook(
 async fn callbacks_are_signed_ordered_and_counted_once() {
     let app = spawn_app().await;
     let admin = app.admin();
+    own_number(&admin).await;
     let made = admin
         .post(
             "/api/calls/make",
@@ -522,20 +586,33 @@ async fn callbacks_are_signed_ordered_and_counted_once() {
     };
     let before = ended_events().await;
 
-    let hooks = &stand().hooks_base;
-    let url = format!(
-        "{hooks}/twilio/status?tenant={}&call_id={call_id}",
-        app.tenant
-    );
+    // The callback URL we gave Twilio for this call (its query signed with our key), and
+    // the tenant's own Twilio account, whose token signs its callbacks.
+    let url = app
+        .twilio
+        .callbacks()
+        .into_iter()
+        .find(|c| c.kind == "status" && c.params.iter().any(|(k, v)| k == "CallSid" && *v == sid))
+        .expect("a status callback")
+        .url;
+    assert!(url.contains("sig="), "{url}");
+    let account = app
+        .twilio
+        .accounts()
+        .into_iter()
+        .find(|a| a.friendly_name == format!("vocelio:{}", app.tenant))
+        .expect("the tenant's subaccount");
+    let token = account.auth_token.as_str();
     let late_ringing = [
-        ("AccountSid", twilio_sim::ACCOUNT_SID),
+        ("AccountSid", account.sid.as_str()),
         ("CallSid", sid.as_str()),
         ("CallStatus", "ringing"),
         ("SequenceNumber", "1"),
         ("CallbackSource", "call-progress-events"),
     ];
-    // Forged: no signature, a wrong one, a valid one for another URL, another account.
-    let (signature, body) = signed(&url, &late_ringing);
+    // Forged: no signature, a wrong one, a tampered body, a URL naming another tenant, a
+    // URL without our own signature, another account, our main account's token.
+    let (signature, body) = signed(token, &url, &late_ringing);
     assert_eq!(post_hook(&app, &url, None, body.clone(), &[]).await, 403);
     assert_eq!(
         post_hook(&app, &url, Some("bm90IGEgc2lnbmF0dXJl"), body.clone(), &[]).await,
@@ -547,15 +624,38 @@ async fn callbacks_are_signed_ordered_and_counted_once() {
         403
     );
     let other_tenant_url = url.replace(&app.tenant, "someone-else");
+    let (other_sig, other_body) = signed(token, &other_tenant_url, &late_ringing);
     assert_eq!(
-        post_hook(&app, &other_tenant_url, Some(&signature), body.clone(), &[]).await,
+        post_hook(&app, &other_tenant_url, Some(&other_sig), other_body, &[]).await,
+        403
+    );
+    let hooks = &stand().hooks_base;
+    let unsigned_query = format!(
+        "{hooks}/twilio/status?tenant={}&call_id={call_id}",
+        app.tenant
+    );
+    let (unsigned_sig, unsigned_body) = signed(token, &unsigned_query, &late_ringing);
+    assert_eq!(
+        post_hook(
+            &app,
+            &unsigned_query,
+            Some(&unsigned_sig),
+            unsigned_body,
+            &[]
+        )
+        .await,
         403
     );
     let mut foreign = late_ringing;
     foreign[0] = ("AccountSid", "AC00000000000000000000000000000000");
-    let (foreign_sig, foreign_body) = signed(&url, &foreign);
+    let (foreign_sig, foreign_body) = signed(token, &url, &foreign);
     assert_eq!(
         post_hook(&app, &url, Some(&foreign_sig), foreign_body, &[]).await,
+        403
+    );
+    let (main_sig, main_body) = signed(twilio_sim::AUTH_TOKEN, &url, &late_ringing);
+    assert_eq!(
+        post_hook(&app, &url, Some(&main_sig), main_body, &[]).await,
         403
     );
 
@@ -566,43 +666,61 @@ async fn callbacks_are_signed_ordered_and_counted_once() {
         204
     );
     let duplicate = [
-        ("AccountSid", twilio_sim::ACCOUNT_SID),
+        ("AccountSid", account.sid.as_str()),
         ("CallSid", sid.as_str()),
         ("CallStatus", "completed"),
         ("SequenceNumber", "3"),
         ("CallDuration", "999"),
     ];
-    let (dup_sig, dup_body) = signed(&url, &duplicate);
+    let (dup_sig, dup_body) = signed(token, &url, &duplicate);
     assert_eq!(
-        post_hook(&app, &url, Some(&dup_sig), dup_body, &[]).await,
+        post_hook(&app, &url, Some(&dup_sig), dup_body.clone(), &[]).await,
         204
     );
     let after = status_of(&admin, &sid).await;
     assert_eq!(after["status"], "completed");
     assert_eq!(after["duration"], done["duration"]);
     assert_eq!(ended_events().await, before);
-
-    // Behind a proxy the public URL is rebuilt from its headers (here: the app's own port
-    // reached as http through a forwarding proxy).
-    let direct = format!(
-        "{}/twilio/status?tenant={}&call_id={call_id}",
-        app.base, app.tenant
+    // Counted once against the tenant's minutes, with Twilio's own duration.
+    let policy = admin.get("/api/telephony/policy").await.expect(200);
+    assert_eq!(
+        policy.body["usage"]["seconds_today"], done["duration"],
+        "{}",
+        policy.body
     );
-    let (direct_sig, direct_body) = signed(&direct, &duplicate);
+    // A genuine report of another call of the tenant cannot move this one.
+    let stray = [
+        ("AccountSid", account.sid.as_str()),
+        ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+        ("CallStatus", "in-progress"),
+        ("SequenceNumber", "9"),
+    ];
+    let (stray_sig, stray_body) = signed(token, &url, &stray);
+    assert_eq!(
+        post_hook(&app, &url, Some(&stray_sig), stray_body, &[]).await,
+        204
+    );
+    assert_eq!(status_of(&admin, &sid).await["call_sid"], sid.as_str());
+
+    // The URL is the configured public one: the same request signed for the URL it was
+    // sent to (a Host the client chose) is refused; signed for the public URL it is taken
+    // wherever it arrives (a proxy in between).
+    let direct = url.replace(hooks.as_str(), &app.base);
+    let (direct_sig, direct_body) = signed(token, &direct, &duplicate);
     assert_eq!(
         post_hook(
             &app,
             &direct,
             Some(&direct_sig),
-            direct_body.clone(),
+            direct_body,
             &[("x-forwarded-proto", "http")]
         )
         .await,
-        204
+        403
     );
     assert_eq!(
-        post_hook(&app, &direct, Some(&direct_sig), direct_body, &[]).await,
-        403
+        post_hook(&app, &direct, Some(&dup_sig), dup_body, &[]).await,
+        204
     );
 }
 
@@ -613,6 +731,13 @@ async fn department_transfer_holds_the_caller_and_the_agent_who_answers_joins_wa
     let sup = app.supervisor();
     let sales = admin.create_department("Sales", "+1555-SALES-01").await;
     sup.available_agent("ana", "Sales", &[], &["en"]).await;
+    // Ana's softphone registers as her tenant-scoped identity.
+    let identity = app
+        .agent("ana")
+        .get("/api/telephony/identity")
+        .await
+        .expect(200);
+    let softphone = format!("client:{}", identity.body["identity"].as_str().unwrap());
     let (sid, call_id) = live_call(&app, 900).await;
 
     let raised = admin
@@ -638,7 +763,7 @@ async fn department_transfer_holds_the_caller_and_the_agent_who_answers_joins_wa
         app.twilio
             .calls()
             .into_iter()
-            .find(|c| c.to == "client:ana" && c.verbs.contains(&room))
+            .find(|c| c.to == softphone && c.verbs.contains(&room))
     })
     .await;
     assert!(
@@ -703,11 +828,7 @@ async fn department_transfer_holds_the_caller_and_the_agent_who_answers_joins_wa
         "{closed}"
     );
     eventually(Duration::from_secs(10), "the agent's leg ended", || async {
-        let leg = app
-            .twilio
-            .calls()
-            .into_iter()
-            .find(|c| c.to == "client:ana")?;
+        let leg = app.twilio.calls().into_iter().find(|c| c.to == softphone)?;
         (leg.status == "completed").then_some(())
     })
     .await;

@@ -18,6 +18,8 @@ use crate::twiml::HttpMethod;
 /// One webhook request to make.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
+    /// The account whose auth token signs the request.
+    pub account_sid: String,
     pub url: String,
     pub method: HttpMethod,
     pub params: Vec<(String, String)>,
@@ -77,18 +79,23 @@ pub(crate) fn signed(auth_token: &str, out: &Outgoing) -> (String, String) {
     }
 }
 
-/// Sends `out` signed and logs it; `Err` when there was no answer (connect error, timeout).
+/// Sends `out` signed with its account's auth token and logs it; `Err` when there was no
+/// answer (connect error, timeout).
 pub(crate) async fn send(sim: &Shared, out: &Outgoing) -> Result<Reply, String> {
-    let (url, signature) = signed(&sim.auth_token, out);
-    let index = {
+    let (url, signature, index) = {
         let mut state = sim.lock();
+        let token = state
+            .account(&out.account_sid)
+            .map_or_else(|| sim.auth_token.clone(), |a| a.auth_token.clone());
+        let (url, signature) = signed(&token, out);
         state.callbacks.push(CallbackRecord {
             url: url.clone(),
             params: out.params.clone(),
             response_status: None,
             kind: out.kind.to_owned(),
+            account_sid: out.account_sid.clone(),
         });
-        state.callbacks.len() - 1
+        (url, signature, state.callbacks.len() - 1)
     };
     let request = match out.method {
         HttpMethod::Post => {
@@ -171,6 +178,7 @@ mod tests {
     #[test]
     fn get_webhooks_sign_the_url_with_the_parameters_in_it() {
         let out = Outgoing {
+            account_sid: "AC1".into(),
             url: "https://example.com/next?step=2".into(),
             method: HttpMethod::Get,
             params: vec![

@@ -36,16 +36,21 @@ pub(crate) enum Leave {
     Kicked,
 }
 
-/// The live conference called `name`, created (`init`) when there is none.
-pub(crate) fn find_or_create(sim: &Arc<Shared>, state: &mut State, name: &str) -> String {
-    if let Some(conference) = state.active_conference(name) {
+/// The account's live conference called `name`, created (`init`) when there is none.
+pub(crate) fn find_or_create(
+    sim: &Arc<Shared>,
+    state: &mut State,
+    account_sid: &str,
+    name: &str,
+) -> String {
+    if let Some(conference) = state.active_conference(account_sid, name) {
         return conference.sid.clone();
     }
     let now = util::now();
     let sid = util::new_sid("CF");
     state.conferences.push(Conference {
         sid: sid.clone(),
-        account_sid: sim.account_sid.clone(),
+        account_sid: account_sid.to_owned(),
         friendly_name: name.to_owned(),
         status: ConferenceStatus::Init,
         created: now,
@@ -96,8 +101,8 @@ pub(crate) fn add_pending(state: &mut State, conference_sid: &str, call_sid: &st
     }
 }
 
-/// `call_sid` joins the live conference `name` (creating it); `participant-join`, then
-/// `conference-start` when this participant starts it.
+/// `call_sid` joins its account's live conference `name` (creating it); `participant-join`,
+/// then `conference-start` when this participant starts it.
 pub(crate) fn join(
     sim: &Arc<Shared>,
     state: &mut State,
@@ -105,7 +110,10 @@ pub(crate) fn join(
     name: &str,
     seat: &Seat,
 ) -> String {
-    let sid = find_or_create(sim, state, name);
+    let account_sid = state
+        .call(call_sid)
+        .map_or_else(|| sim.account_sid.clone(), |c| c.account_sid.clone());
+    let sid = find_or_create(sim, state, &account_sid, name);
     let Some(conference) = state.conference_mut(&sid) else {
         return sid;
     };
@@ -402,6 +410,7 @@ fn event(
     conference.sequence += 1;
     if let Some(queue) = &conference.callbacks {
         let _ = queue.send(Outgoing {
+            account_sid: conference.account_sid.clone(),
             url: hook.url,
             method: hook.method,
             params,

@@ -1,6 +1,6 @@
 //! The simulator's own endpoints under `/__sim` (for people, tests and the frontend; CORS
-//! open): simulate inbound calls and hang-ups, inspect calls, conferences and webhooks,
-//! inject REST failures, and a stand-in AI-agent webhook.
+//! open): simulate inbound calls and hang-ups, inspect calls, conferences, accounts, numbers
+//! and webhooks, inject REST failures, and a stand-in AI-agent webhook.
 
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sim/calls/{sid}", get(call))
         .route("/__sim/calls/{sid}/hangup", post(hangup))
         .route("/__sim/conferences", get(conferences))
+        .route("/__sim/accounts", get(accounts))
+        .route("/__sim/numbers", get(numbers))
         .route("/__sim/callbacks", get(callbacks))
         .route("/__sim/fail", post(fail))
         .route("/__sim/agent", get(agent).post(agent))
@@ -82,6 +84,14 @@ async fn hangup(State(shared): State<Arc<Shared>>, Path(sid): Path<String>) -> R
 
 async fn conferences(State(shared): State<Arc<Shared>>) -> Response {
     Json(Simulator::from_shared(shared).conferences()).into_response()
+}
+
+async fn accounts(State(shared): State<Arc<Shared>>) -> Response {
+    Json(Simulator::from_shared(shared).accounts()).into_response()
+}
+
+async fn numbers(State(shared): State<Arc<Shared>>) -> Response {
+    Json(Simulator::from_shared(shared).numbers()).into_response()
 }
 
 async fn callbacks(State(shared): State<Arc<Shared>>) -> Response {

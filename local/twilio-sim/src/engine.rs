@@ -17,6 +17,10 @@ use crate::util;
 /// What a new call is.
 #[derive(Debug, Clone)]
 pub(crate) struct NewCall {
+    /// The account the call belongs to (its webhooks carry it and are signed with its token).
+    pub account_sid: String,
+    /// The IncomingPhoneNumber an inbound call reached.
+    pub phone_number_sid: Option<String>,
     pub direction: Direction,
     pub from: String,
     pub to: String,
@@ -36,11 +40,12 @@ pub(crate) fn create_call(sim: &Arc<Shared>, state: &mut State, new: NewCall) ->
     let inbound = new.direction == Direction::Inbound;
     let mut call = Call {
         sid: sid.clone(),
-        account_sid: sim.account_sid.clone(),
+        account_sid: new.account_sid,
         direction: new.direction,
         from: new.from,
         to: new.to,
         parent: new.parent.clone(),
+        phone_number_sid: new.phone_number_sid,
         status: if inbound {
             CallStatus::Ringing
         } else {
@@ -133,6 +138,7 @@ pub(crate) fn status_event(call: &mut Call, event: &str) {
     call.events.push(call_status.to_owned());
     if let Some(queue) = &call.callbacks {
         let _ = queue.send(Outgoing {
+            account_sid: call.account_sid.clone(),
             url: hook.url,
             method: hook.method,
             params,
@@ -342,9 +348,12 @@ pub(crate) fn start_dial(
     timeout: u32,
     caller_id: Option<String>,
 ) -> Option<String> {
-    let from = {
+    let (from, account_sid) = {
         let call = state.call(parent).filter(|c| !c.is_over())?;
-        caller_id.unwrap_or_else(|| call.from.clone())
+        (
+            caller_id.unwrap_or_else(|| call.from.clone()),
+            call.account_sid.clone(),
+        )
     };
     let hook = leg.status_callback.clone().map(|url| StatusHook {
         url,
@@ -355,6 +364,8 @@ pub(crate) fn start_dial(
         sim,
         state,
         NewCall {
+            account_sid,
+            phone_number_sid: None,
             direction: Direction::OutboundDial,
             from,
             to: leg.to.clone(),

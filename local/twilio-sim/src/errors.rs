@@ -28,6 +28,18 @@ pub(crate) const MISSING_FROM: u32 = 21213;
 pub(crate) const INVALID_APPLICATION: u32 = 21218;
 /// `21220`: the call is over, so it cannot be redirected.
 pub(crate) const NOT_IN_PROGRESS: u32 = 21220;
+/// `21210`: an outbound call's `From` is not a number of the account (bought or verified).
+pub(crate) const CALLER_ID_NOT_VERIFIED: u32 = 21210;
+/// `21421`: the `PhoneNumber` to buy is not a valid (E.164) number.
+pub(crate) const INVALID_PHONE_NUMBER: u32 = 21421;
+/// `21422`: the `PhoneNumber` to buy is not available (not in the pool, or held).
+pub(crate) const NUMBER_NOT_AVAILABLE: u32 = 21422;
+/// `21451`: `AreaCode` is not a North American area code (or toll-free prefix).
+pub(crate) const INVALID_AREA_CODE: u32 = 21451;
+/// `21452`: no number left in the `AreaCode` to buy.
+pub(crate) const NO_NUMBERS_IN_AREA_CODE: u32 = 21452;
+/// `21502`: "Invalid callback url": a URL setting of an IncomingPhoneNumber.
+pub(crate) const INVALID_CALLBACK_URL: u32 = 21502;
 /// `21609`: `StatusCallback` is not a URL.
 pub(crate) const INVALID_STATUS_CALLBACK: u32 = 21609;
 

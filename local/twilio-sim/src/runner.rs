@@ -74,13 +74,14 @@ pub(crate) fn ring_plan(to: &str, timeout: f64, ring: f64) -> (Option<CallStatus
 
 /// Runs the call `sid` to its end.
 pub(crate) async fn run(sim: Arc<Shared>, sid: String) {
-    let wake = match sim.lock().call(&sid) {
-        Some(call) => Arc::clone(&call.wake),
+    let (wake, account) = match sim.lock().call(&sid) {
+        Some(call) => (Arc::clone(&call.wake), call.account_sid.clone()),
         None => return,
     };
     let mut leg = Leg {
         sim,
         sid,
+        account,
         wake,
         generation: 0,
         whisper: false,
@@ -94,6 +95,8 @@ pub(crate) async fn run(sim: Arc<Shared>, sid: String) {
 struct Leg {
     sim: Arc<Shared>,
     sid: String,
+    /// The account the call belongs to: its webhooks are signed with that account's token.
+    account: String,
     wake: Arc<Notify>,
     generation: u64,
     /// Running a `<Number url>` whisper: no `<Dial>` allowed.
@@ -204,7 +207,12 @@ impl Leg {
         engine::initiated(&mut self.sim.lock(), &self.sid);
         self.pause(0.2).await?;
         engine::ringing(&mut self.sim.lock(), &self.sid);
-        let (outcome, after) = ring_plan(&to, timeout, self.sim.ring_seconds);
+        let unanswered = self.sim.lock().no_answer.contains(&to);
+        let (outcome, after) = if unanswered {
+            (Some(CallStatus::NoAnswer), timeout)
+        } else {
+            ring_plan(&to, timeout, self.sim.ring_seconds)
+        };
         self.pause(after).await?;
         let source = {
             let mut state = self.sim.lock();
@@ -300,6 +308,7 @@ impl Leg {
         kind: &'static str,
     ) -> Result<Result<Doc, String>, Stop> {
         let out = Outgoing {
+            account_sid: self.account.clone(),
             url: url.clone(),
             method,
             params,
@@ -571,6 +580,7 @@ impl Leg {
         };
         params.extend(dial_params(&outcome));
         let out = Outgoing {
+            account_sid: self.account.clone(),
             url,
             method,
             params,

@@ -11,12 +11,15 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc};
 
 use crate::callbacks::Outgoing;
+use crate::numbers::{Capabilities, NumberKind};
 use crate::twiml::HttpMethod;
-use crate::{CallSnapshot, CallbackRecord, ConferenceSnapshot};
+use crate::{AccountSnapshot, CallSnapshot, CallbackRecord, ConferenceSnapshot, NumberSnapshot};
 
 /// Settings and state shared by the server, the call tasks and [`crate::Simulator`].
 pub(crate) struct Shared {
+    /// The main (parent) account.
     pub account_sid: String,
+    /// The main account's auth token.
     pub auth_token: String,
     pub second: Duration,
     pub ring_seconds: f64,
@@ -58,6 +61,7 @@ impl Shared {
             state: Mutex::new(State {
                 voice_url: options.voice_url.clone(),
                 status_callback_url: options.status_callback_url.clone(),
+                accounts: vec![Account::main(options)],
                 ..State::default()
             }),
         }
@@ -93,11 +97,94 @@ pub(crate) struct State {
     pub callbacks: Vec<CallbackRecord>,
     /// `(status, code, message, requests left)`.
     pub failing: Option<(u16, u32, String, usize)>,
+    /// Failures of requests on one account's path: `account → (status, code, message,
+    /// requests left)`.
+    pub failing_for: HashMap<String, (u16, u32, String, usize)>,
+    /// Addresses (`client:…`, numbers) that ring until the call's timeout, unanswered (a
+    /// softphone that is not registered, a desk phone nobody picks up).
+    pub no_answer: std::collections::HashSet<String>,
     pub voice_url: Option<String>,
     pub status_callback_url: Option<String>,
+    /// The main account first, then its subaccounts in creation order.
+    pub accounts: Vec<Account>,
+    /// Bought numbers (IncomingPhoneNumbers), in purchase order.
+    pub numbers: Vec<PhoneNumber>,
 }
 
 impl State {
+    pub(crate) fn account(&self, sid: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.sid == sid)
+    }
+
+    pub(crate) fn account_mut(&mut self, sid: &str) -> Option<&mut Account> {
+        self.accounts.iter_mut().find(|a| a.sid == sid)
+    }
+
+    pub(crate) fn number(&self, sid: &str) -> Option<&PhoneNumber> {
+        self.numbers.iter().find(|n| n.sid == sid)
+    }
+
+    pub(crate) fn number_mut(&mut self, sid: &str) -> Option<&mut PhoneNumber> {
+        self.numbers.iter_mut().find(|n| n.sid == sid)
+    }
+
+    /// The IncomingPhoneNumber `phone_number`, whoever owns it.
+    pub(crate) fn number_by_phone(&self, phone_number: &str) -> Option<&PhoneNumber> {
+        self.numbers.iter().find(|n| n.phone_number == phone_number)
+    }
+
+    /// Whether some account holds `phone_number` (bought, or as a caller ID).
+    pub(crate) fn is_taken(&self, phone_number: &str) -> bool {
+        self.number_by_phone(phone_number).is_some()
+            || self
+                .accounts
+                .iter()
+                .any(|a| a.caller_ids.iter().any(|c| c == phone_number))
+    }
+
+    /// Whether `account` may use `phone_number` as a caller ID: it bought it, or it is one of
+    /// its caller IDs.
+    pub(crate) fn owns(&self, account: &str, phone_number: &str) -> bool {
+        self.numbers
+            .iter()
+            .any(|n| n.account_sid == account && n.phone_number == phone_number)
+            || self
+                .account(account)
+                .is_some_and(|a| a.caller_ids.iter().any(|c| c == phone_number))
+    }
+
+    pub(crate) fn account_snapshot(&self, account: &Account) -> AccountSnapshot {
+        AccountSnapshot {
+            sid: account.sid.clone(),
+            friendly_name: account.friendly_name.clone(),
+            status: account.status.as_str().to_owned(),
+            owner_account_sid: account.owner.clone(),
+            auth_token: account.auth_token.clone(),
+            caller_ids: account.caller_ids.clone(),
+            numbers: self
+                .numbers
+                .iter()
+                .filter(|n| n.account_sid == account.sid)
+                .map(|n| n.phone_number.clone())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn number_snapshot(number: &PhoneNumber) -> NumberSnapshot {
+        let method = |m: HttpMethod| m.as_str().to_owned();
+        NumberSnapshot {
+            sid: number.sid.clone(),
+            account_sid: number.account_sid.clone(),
+            phone_number: number.phone_number.clone(),
+            friendly_name: number.friendly_name.clone(),
+            voice_url: number.voice_url.clone(),
+            voice_method: method(number.voice_method),
+            status_callback: number.status_callback.clone(),
+            status_callback_method: method(number.status_callback_method),
+            sms_url: number.sms_url.clone(),
+        }
+    }
+
     pub(crate) fn call(&self, sid: &str) -> Option<&Call> {
         self.index.get(sid).and_then(|i| self.calls.get(*i))
     }
@@ -120,11 +207,13 @@ impl State {
         self.conferences.iter_mut().find(|c| c.sid == sid)
     }
 
-    /// The live (not completed) conference called `name`.
-    pub(crate) fn active_conference(&self, name: &str) -> Option<&Conference> {
-        self.conferences
-            .iter()
-            .find(|c| c.friendly_name == name && c.status != ConferenceStatus::Completed)
+    /// The account's live (not completed) conference called `name`.
+    pub(crate) fn active_conference(&self, account_sid: &str, name: &str) -> Option<&Conference> {
+        self.conferences.iter().find(|c| {
+            c.account_sid == account_sid
+                && c.friendly_name == name
+                && c.status != ConferenceStatus::Completed
+        })
     }
 
     /// The participant entry of `call_sid` in conference `conference_sid`.
@@ -142,6 +231,7 @@ impl State {
             .and_then(|cf| self.participant(cf, &call.sid));
         CallSnapshot {
             sid: call.sid.clone(),
+            account_sid: call.account_sid.clone(),
             parent_call_sid: call.parent.clone(),
             direction: call.direction.as_str().to_owned(),
             from: call.from.clone(),
@@ -166,6 +256,7 @@ impl State {
     pub(crate) fn conference_snapshot(conference: &Conference) -> ConferenceSnapshot {
         ConferenceSnapshot {
             sid: conference.sid.clone(),
+            account_sid: conference.account_sid.clone(),
             friendly_name: conference.friendly_name.clone(),
             status: conference.status.as_str().to_owned(),
             participants: conference
@@ -235,6 +326,8 @@ pub(crate) struct Call {
     pub from: String,
     pub to: String,
     pub parent: Option<String>,
+    /// The IncomingPhoneNumber an inbound call reached.
+    pub phone_number_sid: Option<String>,
     pub status: CallStatus,
     pub created: OffsetDateTime,
     pub updated: OffsetDateTime,
@@ -363,4 +456,120 @@ pub(crate) struct Participant {
     pub created: OffsetDateTime,
     pub updated: OffsetDateTime,
     pub joined_at: Option<Instant>,
+}
+
+/// `active`, `suspended`, `closed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountStatus {
+    Active,
+    Suspended,
+    Closed,
+}
+
+impl AccountStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+            AccountStatus::Closed => "closed",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "active" => AccountStatus::Active,
+            "suspended" => AccountStatus::Suspended,
+            "closed" => AccountStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// The friendly name of the main account.
+pub(crate) const MAIN_FRIENDLY_NAME: &str = "Main Account";
+
+/// The main account or one of its subaccounts.
+#[derive(Debug, Clone)]
+pub(crate) struct Account {
+    pub sid: String,
+    pub auth_token: String,
+    pub friendly_name: String,
+    /// The parent; the main account's own SID for the main account.
+    pub owner: String,
+    pub status: AccountStatus,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
+    /// Numbers it may call from without owning them (Twilio's verified caller IDs).
+    pub caller_ids: Vec<String>,
+}
+
+impl Account {
+    fn main(options: &crate::SimOptions) -> Self {
+        let now = crate::util::now();
+        let mut caller_ids: Vec<String> = Vec::new();
+        for id in &options.caller_ids {
+            if !caller_ids.contains(id) {
+                caller_ids.push(id.clone());
+            }
+        }
+        Self {
+            sid: options.account_sid.clone(),
+            auth_token: options.auth_token.clone(),
+            friendly_name: MAIN_FRIENDLY_NAME.to_owned(),
+            owner: options.account_sid.clone(),
+            status: AccountStatus::Active,
+            created: now,
+            updated: now,
+            caller_ids,
+        }
+    }
+
+    /// A new active subaccount of `owner`, with a random SID and auth token.
+    pub(crate) fn sub(owner: &str, friendly_name: String) -> Self {
+        let now = crate::util::now();
+        Self {
+            sid: crate::util::new_sid("AC"),
+            auth_token: crate::util::random_hex32(),
+            friendly_name,
+            owner: owner.to_owned(),
+            status: AccountStatus::Active,
+            created: now,
+            updated: now,
+            caller_ids: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_main(&self) -> bool {
+        self.owner == self.sid
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.status == AccountStatus::Active
+    }
+}
+
+/// A bought number (IncomingPhoneNumber).
+#[derive(Debug, Clone)]
+pub(crate) struct PhoneNumber {
+    pub sid: String,
+    pub account_sid: String,
+    pub phone_number: String,
+    pub friendly_name: String,
+    pub kind: NumberKind,
+    pub capabilities: Capabilities,
+    pub voice_url: Option<String>,
+    pub voice_method: HttpMethod,
+    /// Stored and shown, never requested.
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: HttpMethod,
+    pub voice_caller_id_lookup: bool,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// Stored and shown; the simulator has no messaging.
+    pub sms_url: Option<String>,
+    pub sms_method: HttpMethod,
+    pub sms_fallback_url: Option<String>,
+    pub sms_fallback_method: HttpMethod,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
 }

@@ -12,6 +12,14 @@ pub(crate) enum HttpMethod {
 }
 
 impl HttpMethod {
+    /// `GET` or `POST`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+
     /// `GET`/`POST` in any case; anything else is `None`.
     pub(crate) fn parse(value: &str) -> Option<Self> {
         if value.eq_ignore_ascii_case("GET") {

@@ -28,6 +28,36 @@ pub(crate) fn new_sid(prefix: &str) -> String {
     format!("{prefix}{high:016x}{low:016x}")
 }
 
+/// 32 random lowercase hex digits (an auth token).
+pub(crate) fn random_hex32() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:016x}{:016x}",
+        keys.hash_one((n, 2u8)),
+        keys.hash_one((n, 3u8))
+    )
+}
+
+/// Twilio's default subaccount name: `SubAccount Created at 2024-01-31 03:04 pm`.
+pub(crate) fn default_subaccount_name(at: OffsetDateTime) -> String {
+    let (hour, meridian) = match at.hour() {
+        0 => (12, "am"),
+        h @ 1..=11 => (h, "am"),
+        12 => (12, "pm"),
+        h => (h - 12, "pm"),
+    };
+    format!(
+        "SubAccount Created at {:04}-{:02}-{:02} {hour:02}:{:02} {meridian}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.minute()
+    )
+}
+
 /// Whether `value` is `prefix` followed by 32 hex digits.
 pub(crate) fn is_sid(prefix: &str, value: &str) -> bool {
     telephony::callback::is_sid(prefix, value)
@@ -161,5 +191,16 @@ mod tests {
         let date = rfc2822(time::macros::datetime!(2010-08-31 20:36:28 UTC));
         assert_eq!(date, "Tue, 31 Aug 2010 20:36:28 +0000");
         assert_eq!(percent_decode("room%201%zz"), "room 1%zz");
+        let token = random_hex32();
+        assert!(token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(token, random_hex32());
+        assert_eq!(
+            default_subaccount_name(time::macros::datetime!(2024-01-31 15:04:59 UTC)),
+            "SubAccount Created at 2024-01-31 03:04 pm"
+        );
+        assert_eq!(
+            default_subaccount_name(time::macros::datetime!(2024-01-31 00:30 UTC)),
+            "SubAccount Created at 2024-01-31 12:30 am"
+        );
     }
 }

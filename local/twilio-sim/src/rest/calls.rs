@@ -7,10 +7,10 @@ use super::params::invalid;
 use super::{Params, Reply, Request, render};
 use crate::engine::{self, NewCall, Redirect};
 use crate::errors::{
-    ApiError, INVALID_APPLICATION, INVALID_FROM, INVALID_PARAMETER, INVALID_STATUS_CALLBACK,
-    INVALID_TO, INVALID_URL, MISSING_FROM, MISSING_TO, NOT_IN_PROGRESS,
+    ApiError, CALLER_ID_NOT_VERIFIED, INVALID_APPLICATION, INVALID_FROM, INVALID_PARAMETER,
+    INVALID_STATUS_CALLBACK, INVALID_TO, INVALID_URL, MISSING_FROM, MISSING_TO, NOT_IN_PROGRESS,
 };
-use crate::state::{Direction, Source, StatusHook};
+use crate::state::{Call, Direction, Source, State, StatusHook};
 use crate::util::{is_client, is_e164, is_sid, is_sip};
 
 /// Twilio's `Twiml` limit.
@@ -43,6 +43,28 @@ pub(crate) fn endpoints(params: &Params) -> Result<(String, String), ApiError> {
         ));
     }
     Ok((to.to_owned(), from.to_owned()))
+}
+
+/// 400 21210 unless `account` may call from `from`: a number it bought
+/// (IncomingPhoneNumbers) or holds as a caller ID. `client:` callers are not checked.
+pub(crate) fn check_caller_id(state: &State, account: &str, from: &str) -> Result<(), ApiError> {
+    if !is_e164(from) || state.owns(account, from) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        CALLER_ID_NOT_VERIFIED,
+        format!(
+            "The source phone number provided, {from}, is not yet verified for your account. You may only make calls from phone numbers that you've verified or purchased from Twilio."
+        ),
+    ))
+}
+
+/// The account's call `sid`; another account's call is not found.
+fn owned<'s>(state: &'s State, request: &Request<'_>, sid: &str) -> Result<&'s Call, ApiError> {
+    state
+        .call(sid)
+        .filter(|c| c.account_sid == request.account)
+        .ok_or_else(|| ApiError::not_found(request.path))
 }
 
 /// `StatusCallback` (21609), `StatusCallbackMethod`, `StatusCallbackEvent` (default
@@ -127,10 +149,13 @@ pub(crate) fn create(request: &Request<'_>) -> Result<Reply, ApiError> {
     params.one_of("MachineDetection", &["Enable", "DetectMessageEnd"])?;
     let sim = request.sim;
     let mut state = sim.lock();
+    check_caller_id(&state, &request.account, &from)?;
     let sid = engine::create_call(
         sim,
         &mut state,
         NewCall {
+            account_sid: request.account.clone(),
+            phone_number_sid: None,
             direction: Direction::OutboundApi,
             from,
             to,
@@ -145,7 +170,8 @@ pub(crate) fn create(request: &Request<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(StatusCode::CREATED, call))
 }
 
-/// `GET Calls.json` (`To`, `From`, `ParentCallSid`, `Status` filters), newest first.
+/// `GET Calls.json` (`To`, `From`, `ParentCallSid`, `Status` filters): the account's
+/// calls (a parent's list holds only its own), newest first.
 pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
     let params = &request.params;
     let status = params.one_of(
@@ -166,6 +192,7 @@ pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
         .calls
         .iter()
         .rev()
+        .filter(|c| c.account_sid == request.account)
         .filter(|c| params.get("To").is_none_or(|to| c.to == to))
         .filter(|c| params.get("From").is_none_or(|from| c.from == from))
         .filter(|c| {
@@ -185,9 +212,7 @@ pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
 /// `GET Calls/{CA}.json`.
 pub(crate) fn fetch(request: &Request<'_>, sid: &str) -> Result<Reply, ApiError> {
     let state = request.sim.lock();
-    let call = state
-        .call(sid)
-        .ok_or_else(|| ApiError::not_found(request.path))?;
+    let call = owned(&state, request, sid)?;
     Ok(Reply::Json(StatusCode::OK, render::call(call)))
 }
 
@@ -220,6 +245,7 @@ pub(crate) fn update(request: &Request<'_>, sid: &str) -> Result<Reply, ApiError
     }
     let sim = request.sim;
     let mut state = sim.lock();
+    owned(&state, request, sid)?;
     let call = state
         .call_mut(sid)
         .ok_or_else(|| ApiError::not_found(request.path))?;

@@ -4,14 +4,13 @@ use axum::http::StatusCode;
 use telephony::callback::CallStatus;
 use telephony::twiml::escape;
 
-use super::calls::{endpoints, status_hook};
+use super::calls::{check_caller_id, endpoints, status_hook};
 use super::params::invalid;
 use super::{Reply, Request, render};
 use crate::conference::{self, Leave, ParticipantUpdate, Seat};
 use crate::engine::{self, NewCall};
 use crate::errors::{ApiError, INVALID_PARAMETER, INVALID_STATUS_CALLBACK, INVALID_URL};
-use crate::state::{ConferenceHook, ConferenceStatus, Direction, Source, State};
-use crate::twiml::HttpMethod;
+use crate::state::{Conference, ConferenceHook, ConferenceStatus, Direction, Source, State};
 use crate::util::is_sid;
 
 /// Conference events a `ConferenceStatusCallbackEvent` may name.
@@ -27,7 +26,20 @@ const CONFERENCE_EVENTS: [&str; 9] = [
     "announcement",
 ];
 
-/// `GET Conferences.json` (`FriendlyName`, `Status` filters), newest first.
+/// The account's conference `sid`; another account's conference is not found.
+fn owned<'s>(
+    state: &'s State,
+    request: &Request<'_>,
+    sid: &str,
+) -> Result<&'s Conference, ApiError> {
+    state
+        .conference(sid)
+        .filter(|c| c.account_sid == request.account)
+        .ok_or_else(|| ApiError::not_found(request.path))
+}
+
+/// `GET Conferences.json` (`FriendlyName`, `Status` filters): the account's conferences,
+/// newest first.
 pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
     let params = &request.params;
     let status = params
@@ -39,6 +51,7 @@ pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
         .conferences
         .iter()
         .rev()
+        .filter(|c| c.account_sid == request.account)
         .filter(|c| name.is_none_or(|n| c.friendly_name == n))
         .filter(|c| status.is_none_or(|s| c.status == s))
         .map(render::conference)
@@ -52,9 +65,7 @@ pub(crate) fn list(request: &Request<'_>) -> Result<Reply, ApiError> {
 /// `GET Conferences/{CF}.json`.
 pub(crate) fn fetch(request: &Request<'_>, sid: &str) -> Result<Reply, ApiError> {
     let state = request.sim.lock();
-    let conference = state
-        .conference(sid)
-        .ok_or_else(|| ApiError::not_found(request.path))?;
+    let conference = owned(&state, request, sid)?;
     Ok(Reply::Json(StatusCode::OK, render::conference(conference)))
 }
 
@@ -67,9 +78,7 @@ pub(crate) fn update(request: &Request<'_>, sid: &str) -> Result<Reply, ApiError
     params.method("AnnounceMethod")?;
     let sim = request.sim;
     let mut state = sim.lock();
-    if state.conference(sid).is_none() {
-        return Err(ApiError::not_found(request.path));
-    }
+    owned(&state, request, sid)?;
     if status.is_some() {
         conference::end(sim, &mut state, sid, "conference-ended-via-api", None);
     }
@@ -101,9 +110,7 @@ pub(crate) fn participants(request: &Request<'_>, sid: &str) -> Result<Reply, Ap
     let hold = params.bool("Hold")?;
     let coaching = params.bool("Coaching")?;
     let state = request.sim.lock();
-    let conference = state
-        .conference(sid)
-        .ok_or_else(|| ApiError::not_found(request.path))?;
+    let conference = owned(&state, request, sid)?;
     let items = conference
         .participants
         .iter()
@@ -125,6 +132,7 @@ pub(crate) fn participant(
     participant: &str,
 ) -> Result<Reply, ApiError> {
     let state = request.sim.lock();
+    owned(&state, request, sid)?;
     participant_json(&state, sid, participant)
         .map(|p| Reply::Json(StatusCode::OK, p))
         .ok_or_else(|| ApiError::not_found(request.path))
@@ -154,6 +162,7 @@ pub(crate) fn update_participant(
     params.method("WaitMethod")?;
     params.bool("BeepOnExit")?;
     let mut state = request.sim.lock();
+    owned(&state, request, sid)?;
     if !conference::update_participant(&mut state, sid, participant, update) {
         return Err(ApiError::not_found(request.path));
     }
@@ -178,6 +187,7 @@ pub(crate) fn remove_participant(
 ) -> Result<Reply, ApiError> {
     let sim = request.sim;
     let mut state = sim.lock();
+    owned(&state, request, sid)?;
     let (call_sid, joined) = state
         .participant(sid, participant)
         .map(|p| (p.call_sid.clone(), p.joined))
@@ -237,21 +247,24 @@ pub(crate) fn add_participant(request: &Request<'_>, conference: &str) -> Result
     }
     let sim = request.sim;
     let mut state = sim.lock();
+    check_caller_id(&state, &request.account, &from)?;
     let (conference_sid, name) = if is_sid("CF", conference) {
-        match state.conference(conference) {
-            Some(c) if c.status != ConferenceStatus::Completed => {
+        match owned(&state, request, conference) {
+            Ok(c) if c.status != ConferenceStatus::Completed => {
                 (c.sid.clone(), c.friendly_name.clone())
             }
             _ => return Err(ApiError::not_found(request.path)),
         }
     } else {
-        let sid = conference::find_or_create(sim, &mut state, conference);
+        let sid = conference::find_or_create(sim, &mut state, &request.account, conference);
         (sid, conference.to_owned())
     };
     let sid = engine::create_call(
         sim,
         &mut state,
         NewCall {
+            account_sid: request.account.clone(),
+            phone_number_sid: None,
             direction: Direction::OutboundApi,
             from,
             to,
@@ -281,11 +294,7 @@ fn join_twiml(name: &str, seat: &Seat) -> String {
     }
     if let Some(hook) = &seat.hook {
         attributes.push(("statusCallback", hook.url.clone()));
-        let method = match hook.method {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-        };
-        attributes.push(("statusCallbackMethod", method.to_owned()));
+        attributes.push(("statusCallbackMethod", hook.method.as_str().to_owned()));
         attributes.push(("statusCallbackEvent", hook.events.join(" ")));
     }
     if let Some(label) = &seat.label {

@@ -1,10 +1,13 @@
-//! The Twilio REST API under `/2010-04-01/Accounts/{AccountSid}/`: routing, Basic auth,
-//! path SID checks and injected failures; the resources live in [`calls`] and
-//! [`conferences`]. Every check answers Twilio's error JSON ([`crate::errors`]).
+//! The Twilio REST API under `/2010-04-01/`: routing, Basic auth per account, path SID
+//! checks and injected failures; the resources live in [`accounts`], [`calls`],
+//! [`conferences`] and [`phone_numbers`]. Every check answers Twilio's error JSON
+//! ([`crate::errors`]).
 
+mod accounts;
 mod calls;
 mod conferences;
 mod params;
+mod phone_numbers;
 mod render;
 
 use std::sync::Arc;
@@ -19,10 +22,12 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::errors::ApiError;
+use crate::numbers::NumberKind;
 use crate::state::Shared;
 use crate::util::is_sid;
 
 pub(crate) use params::Params;
+pub(crate) use phone_numbers::{available_number, new_number};
 
 /// A successful answer.
 pub(crate) enum Reply {
@@ -42,9 +47,12 @@ impl IntoResponse for Reply {
 /// What a handler gets: the parsed request.
 pub(crate) struct Request<'a> {
     pub sim: &'a Arc<Shared>,
-    pub method: &'a Method,
     pub path: &'a str,
     pub params: Params,
+    /// The authenticated account (the Basic-auth user).
+    pub user: String,
+    /// The account in the path (`/Accounts/{AccountSid}/…`); the user for `/Accounts.json`.
+    pub account: String,
 }
 
 /// The fallback handler of the server: everything under `/2010-04-01` is the REST API.
@@ -63,18 +71,15 @@ pub(crate) async fn handle(
     if let Some(error) = take_failure(&sim) {
         return error.into_response();
     }
+    if let Some(error) = take_account_failure(&sim, path) {
+        return error.into_response();
+    }
     let params = if method == Method::GET {
         Params::from_query(uri.query())
     } else {
         Params::from_body(&headers, &body)
     };
-    let request = Request {
-        sim: &sim,
-        method: &method,
-        path,
-        params,
-    };
-    match route(&request, &headers) {
+    match route(&sim, &method, path, params, &headers) {
         Ok(reply) => reply.into_response(),
         Err(error) => error.into_response(),
     }
@@ -90,7 +95,26 @@ fn take_failure(sim: &Shared) -> Option<ApiError> {
     Some(ApiError::new(status, code, message))
 }
 
-/// The Basic-auth user, when the credentials are the account's.
+/// The injected failure of the account whose path this is, if any (consumes one).
+fn take_account_failure(sim: &Shared, path: &str) -> Option<ApiError> {
+    let account = path
+        .strip_prefix("/2010-04-01/Accounts/")?
+        .split('/')
+        .next()?
+        .trim_end_matches(".json");
+    let mut state = sim.lock();
+    let (status, code, message, left) = state.failing_for.remove(account)?;
+    if left > 1 {
+        state.failing_for.insert(
+            account.to_owned(),
+            (status, code, message.clone(), left - 1),
+        );
+    }
+    Some(ApiError::new(status, code, message))
+}
+
+/// The Basic-auth user, when the credentials are those of an active account (a suspended
+/// or closed account's credentials no longer authenticate: 401 20003).
 fn authorize(sim: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
     let encoded = headers
         .get(header::AUTHORIZATION)
@@ -106,10 +130,23 @@ fn authorize(sim: &Shared, headers: &HeaderMap) -> Result<String, ApiError> {
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(ApiError::authenticate)?;
     let (user, password) = decoded.split_once(':').ok_or_else(ApiError::authenticate)?;
-    if user != sim.account_sid || password != sim.auth_token {
-        return Err(ApiError::authenticate());
+    let state = sim.lock();
+    match state.account(user) {
+        Some(account) if account.auth_token == password && account.is_active() => {
+            Ok(user.to_owned())
+        }
+        _ => Err(ApiError::authenticate()),
     }
-    Ok(user.to_owned())
+}
+
+/// Whether `user` may act on `account`'s resources: its own, or (for a parent) its
+/// subaccounts'.
+pub(crate) fn may_act_on(sim: &Shared, user: &str, account: &str) -> bool {
+    user == account
+        || sim
+            .lock()
+            .account(account)
+            .is_some_and(|a| a.owner == user && !a.is_main())
 }
 
 /// `name.json` → `name`; 404 without the suffix.
@@ -128,24 +165,57 @@ fn sid<'p>(segment: &'p str, prefix: &str, path: &str) -> Result<&'p str, ApiErr
     }
 }
 
-fn route(request: &Request<'_>, headers: &HeaderMap) -> Result<Reply, ApiError> {
-    let user = authorize(request.sim, headers)?;
-    let path = request.path;
+fn route(
+    sim: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    params: Params,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
+    let user = authorize(sim, headers)?;
     let rest = path.strip_prefix("/2010-04-01/").unwrap_or("");
     let segments: Vec<&str> = rest.split('/').collect();
-    let ["Accounts", account, tail @ ..] = segments.as_slice() else {
-        return Err(ApiError::not_found(path));
+    let mut request = Request {
+        sim,
+        path,
+        params,
+        account: user.clone(),
+        user,
     };
-    let account = account.strip_suffix(".json").unwrap_or(account);
-    if !is_sid("AC", account) {
-        return Err(ApiError::not_found(path));
-    }
-    if account != user {
-        return Err(ApiError::authenticate());
-    }
-    let method = request.method;
     let get = method == Method::GET;
     let post = method == Method::POST;
+    let tail = match segments.as_slice() {
+        ["Accounts.json"] if get => return accounts::list(&request),
+        ["Accounts.json"] if post => return accounts::create(&request),
+        ["Accounts.json"] => return Err(ApiError::method_not_allowed()),
+        ["Accounts", file] if file.ends_with(".json") => {
+            let account = sid(json_name(file, path)?, "AC", path)?;
+            if !may_act_on(sim, &request.user, account) {
+                return Err(ApiError::authenticate());
+            }
+            return match method {
+                _ if get => accounts::fetch(&request, account),
+                _ if post => accounts::update(&request, account),
+                _ => Err(ApiError::method_not_allowed()),
+            };
+        }
+        ["Accounts", account, tail @ ..] => {
+            if !is_sid("AC", account) {
+                return Err(ApiError::not_found(path));
+            }
+            if !may_act_on(sim, &request.user, account) {
+                return Err(ApiError::authenticate());
+            }
+            // A suspended or closed subaccount cannot be used, even by its parent.
+            if !sim.lock().account(account).is_some_and(|a| a.is_active()) {
+                return Err(ApiError::authenticate());
+            }
+            request.account = (*account).to_owned();
+            tail
+        }
+        _ => return Err(ApiError::not_found(path)),
+    };
+    let request = &request;
     let delete = method == Method::DELETE;
     match tail {
         ["Calls.json"] if get => calls::list(request),
@@ -187,6 +257,32 @@ fn route(request: &Request<'_>, headers: &HeaderMap) -> Result<Reply, ApiError> 
                 _ if get => conferences::participant(request, conference, &participant),
                 _ if post => conferences::update_participant(request, conference, &participant),
                 _ if delete => conferences::remove_participant(request, conference, &participant),
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        ["AvailablePhoneNumbers.json"] if get => phone_numbers::countries(request),
+        ["AvailablePhoneNumbers", file] if get => {
+            phone_numbers::country(request, json_name(file, path)?)
+        }
+        ["AvailablePhoneNumbers", country, "Local.json"] if get => {
+            phone_numbers::search(request, country, NumberKind::Local)
+        }
+        ["AvailablePhoneNumbers", country, "TollFree.json"] if get => {
+            phone_numbers::search(request, country, NumberKind::TollFree)
+        }
+        ["AvailablePhoneNumbers", ..] => match method {
+            _ if get => Err(ApiError::not_found(path)),
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["IncomingPhoneNumbers.json"] if get => phone_numbers::list(request),
+        ["IncomingPhoneNumbers.json"] if post => phone_numbers::buy(request),
+        ["IncomingPhoneNumbers.json"] => Err(ApiError::method_not_allowed()),
+        ["IncomingPhoneNumbers", file] => {
+            let number = sid(json_name(file, path)?, "PN", path)?;
+            match method {
+                _ if get => phone_numbers::fetch(request, number),
+                _ if post => phone_numbers::update(request, number),
+                _ if delete => phone_numbers::release(request, number),
                 _ => Err(ApiError::method_not_allowed()),
             }
         }

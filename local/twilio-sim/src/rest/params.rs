@@ -53,6 +53,31 @@ impl Params {
             .find(|v| !v.is_empty())
     }
 
+    /// Whether `name` was sent at all, even empty (an empty value clears a setting).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    /// A URL setting of an update: `None` when not sent, `Some(None)` when sent empty (it
+    /// clears the setting), `Some(Some(url))` for an absolute http(s) URL; `code` otherwise.
+    pub(crate) fn url_setting(
+        &self,
+        name: &str,
+        code: u32,
+    ) -> Result<Option<Option<String>>, ApiError> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        self.url(name, code).map(Some)
+    }
+
+    /// `GET` or `POST` when sent, 400 otherwise.
+    pub(crate) fn method_setting(&self, name: &str) -> Result<Option<HttpMethod>, ApiError> {
+        self.get(name)
+            .map(|v| HttpMethod::parse(v).ok_or_else(|| invalid(name, v)))
+            .transpose()
+    }
+
     /// A boolean (`true`/`false`), 400 otherwise.
     pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         self.get(name)

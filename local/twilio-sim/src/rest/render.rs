@@ -1,10 +1,13 @@
-//! Resources as the 2010-04-01 spec lists them (`api.v2010.account.call`, `.conference`,
-//! `.conference.participant`) and the list page envelope.
+//! Resources as the 2010-04-01 spec lists them (`api.v2010.account`, `.account.call`,
+//! `.conference`, `.conference.participant`, `.incoming_phone_number`,
+//! `.available_phone_number_country[.available_phone_number_local|_toll_free]`) and the list
+//! page envelope.
 
 use serde_json::{Value, json};
 use telephony::callback::CallStatus;
 
-use crate::state::{Call, Conference, Participant};
+use crate::numbers::{Available, Capabilities};
+use crate::state::{Account, Call, Conference, Participant, PhoneNumber};
 use crate::util::{formatted, rfc2822};
 
 fn account_path(account: &str) -> String {
@@ -25,7 +28,7 @@ pub(crate) fn call(call: &Call) -> Value {
         "status": call.rest_status(),
         "direction": call.direction.as_str(),
         "parent_call_sid": call.parent,
-        "phone_number_sid": null,
+        "phone_number_sid": call.phone_number_sid,
         "start_time": call.start_time.map(rfc2822),
         "end_time": call.end_time.map(rfc2822),
         "duration": call.duration.map(|d| d.to_string()),
@@ -125,9 +128,155 @@ pub(crate) fn participant(
     })
 }
 
+/// An account (`auth_token` included, as Twilio shows it to the parent and to itself).
+pub(crate) fn account(account: &Account) -> Value {
+    let base = account_path(&account.sid);
+    let sub = |name: &str| format!("{base}/{name}.json");
+    json!({
+        "sid": account.sid,
+        "auth_token": account.auth_token,
+        "owner_account_sid": account.owner,
+        "friendly_name": account.friendly_name,
+        "status": account.status.as_str(),
+        "type": "Full",
+        "date_created": rfc2822(account.created),
+        "date_updated": rfc2822(account.updated),
+        "uri": format!("{base}.json"),
+        "subresource_uris": {
+            "addresses": sub("Addresses"),
+            "applications": sub("Applications"),
+            "authorized_connect_apps": sub("AuthorizedConnectApps"),
+            "available_phone_numbers": sub("AvailablePhoneNumbers"),
+            "balance": sub("Balance"),
+            "calls": sub("Calls"),
+            "conferences": sub("Conferences"),
+            "connect_apps": sub("ConnectApps"),
+            "incoming_phone_numbers": sub("IncomingPhoneNumbers"),
+            "keys": sub("Keys"),
+            "messages": sub("Messages"),
+            "notifications": sub("Notifications"),
+            "outgoing_caller_ids": sub("OutgoingCallerIds"),
+            "queues": sub("Queues"),
+            "recordings": sub("Recordings"),
+            "short_codes": sub("SMS/ShortCodes"),
+            "signing_keys": sub("SigningKeys"),
+            "sip": sub("SIP"),
+            "transcriptions": sub("Transcriptions"),
+            "usage": sub("Usage"),
+        },
+    })
+}
+
+/// A number of a search. The capabilities keys are `voice`, `SMS`, `MMS`, `fax`: the spec's
+/// schema spells them in lower case, but Twilio's wire format (and twilio-java's
+/// `PhoneNumberCapabilities`, which reads `MMS`/`SMS`) uses upper case for these two here.
+pub(crate) fn available(number: &Available) -> Value {
+    json!({
+        "friendly_name": formatted(&number.phone_number),
+        "phone_number": number.phone_number,
+        "lata": number.lata,
+        "locality": number.locality,
+        "rate_center": number.rate_center,
+        "latitude": number.latitude,
+        "longitude": number.longitude,
+        "region": number.region,
+        "postal_code": number.postal_code,
+        "iso_country": number.iso_country,
+        "address_requirements": "none",
+        "beta": false,
+        "capabilities": {
+            "voice": number.capabilities.voice,
+            "SMS": number.capabilities.sms,
+            "MMS": number.capabilities.mms,
+            "fax": number.capabilities.fax,
+        },
+    })
+}
+
+fn capabilities(capabilities: Capabilities) -> Value {
+    json!({
+        "voice": capabilities.voice,
+        "sms": capabilities.sms,
+        "mms": capabilities.mms,
+        "fax": capabilities.fax,
+    })
+}
+
+/// An IncomingPhoneNumber (capabilities in lower case, as the spec and Twilio's JSON have
+/// them for this resource).
+pub(crate) fn incoming_number(number: &PhoneNumber) -> Value {
+    let base = format!(
+        "{}/IncomingPhoneNumbers/{}",
+        account_path(&number.account_sid),
+        number.sid
+    );
+    json!({
+        "sid": number.sid,
+        "account_sid": number.account_sid,
+        "phone_number": number.phone_number,
+        "friendly_name": number.friendly_name,
+        "capabilities": capabilities(number.capabilities),
+        "status": "in-use",
+        "type": number.kind.as_str(),
+        "origin": "twilio",
+        "beta": false,
+        "address_requirements": "none",
+        "address_sid": null,
+        "identity_sid": null,
+        "bundle_sid": null,
+        "trunk_sid": null,
+        "api_version": "2010-04-01",
+        "voice_url": number.voice_url,
+        "voice_method": number.voice_method.as_str(),
+        "voice_fallback_url": number.voice_fallback_url,
+        "voice_fallback_method": number.voice_fallback_method.as_str(),
+        "voice_caller_id_lookup": number.voice_caller_id_lookup,
+        "voice_application_sid": null,
+        "voice_receive_mode": "voice",
+        "status_callback": number.status_callback,
+        "status_callback_method": number.status_callback_method.as_str(),
+        "sms_url": number.sms_url,
+        "sms_method": number.sms_method.as_str(),
+        "sms_fallback_url": number.sms_fallback_url,
+        "sms_fallback_method": number.sms_fallback_method.as_str(),
+        "sms_application_sid": null,
+        "emergency_status": "Inactive",
+        "emergency_address_sid": null,
+        "emergency_address_status": "unregistered",
+        "date_created": rfc2822(number.created),
+        "date_updated": rfc2822(number.updated),
+        "uri": format!("{base}.json"),
+        "subresource_uris": {
+            "assigned_add_ons": format!("{base}/AssignedAddOns.json"),
+        },
+    })
+}
+
+/// A country of `AvailablePhoneNumbers.json`.
+pub(crate) fn country(account: &str, code: &str, name: &str, toll_free: bool) -> Value {
+    let base = format!("{}/AvailablePhoneNumbers/{code}", account_path(account));
+    let mut subresources = serde_json::Map::new();
+    subresources.insert("local".into(), json!(format!("{base}/Local.json")));
+    if toll_free {
+        subresources.insert("toll_free".into(), json!(format!("{base}/TollFree.json")));
+    }
+    json!({
+        "country_code": code,
+        "country": name,
+        "uri": format!("{base}.json"),
+        "beta": false,
+        "subresource_uris": subresources,
+    })
+}
+
 /// One page holding every item (`PageSize` is not honoured: the simulator holds little).
 pub(crate) fn page(path: &str, key: &str, items: Vec<Value>) -> Value {
     let size = items.len().max(50);
+    sized_page(path, key, items, size)
+}
+
+/// One page of at most `size` items (already cut to it).
+pub(crate) fn sized_page(path: &str, key: &str, items: Vec<Value>, size: usize) -> Value {
     let end = items.len().saturating_sub(1);
     let first = format!("{path}?PageSize={size}&Page=0");
     json!({

@@ -52,13 +52,18 @@ impl Hit {
     /// Whether `X-Twilio-Signature` validates with the telephony crate, as production
     /// code checks it (for GET, the URL carries the parameters and none are appended).
     pub fn signature_ok(&self) -> bool {
+        self.signed_with(AUTH_TOKEN)
+    }
+
+    /// Whether `X-Twilio-Signature` validates with `auth_token` (a subaccount's).
+    pub fn signed_with(&self, auth_token: &str) -> bool {
         let params: &[(String, String)] = if self.method == "GET" {
             &[]
         } else {
             &self.params
         };
         telephony::signature::validate_form(
-            AUTH_TOKEN,
+            auth_token,
             &self.url,
             params,
             self.signature.as_deref(),
@@ -162,8 +167,19 @@ async fn receive(
 
 /// `{base}/2010-04-01/Accounts/{ACCOUNT_SID}`.
 pub fn api(sim: &Simulator) -> String {
-    format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}", sim.base_url)
+    api_of(sim, ACCOUNT_SID)
 }
+
+/// `{base}/2010-04-01/Accounts/{account}`.
+pub fn api_of(sim: &Simulator, account: &str) -> String {
+    format!("{}/2010-04-01/Accounts/{account}", sim.base_url)
+}
+
+/// Basic-auth credentials: `(AccountSid, AuthToken)`.
+pub type Credentials<'a> = (&'a str, &'a str);
+
+/// The main account's credentials.
+pub const MAIN: Credentials<'static> = (ACCOUNT_SID, AUTH_TOKEN);
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -185,12 +201,22 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
 
 /// A form-encoded request with the default credentials.
 pub async fn form(method: Method, url: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
+    form_as(MAIN, method, url, pairs).await
+}
+
+/// A form-encoded request with `auth`.
+pub async fn form_as(
+    auth: Credentials<'_>,
+    method: Method,
+    url: &str,
+    pairs: &[(&str, &str)],
+) -> (u16, Value) {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
     let response = client()
         .request(method, url)
-        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .basic_auth(auth.0, Some(auth.1))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()
@@ -205,13 +231,47 @@ pub async fn post(url: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
 
 /// A GET with the default credentials.
 pub async fn get(url: &str) -> (u16, Value) {
+    get_as(MAIN, url).await
+}
+
+/// A GET with `auth`.
+pub async fn get_as(auth: Credentials<'_>, url: &str) -> (u16, Value) {
     let response = client()
         .get(url)
-        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .basic_auth(auth.0, Some(auth.1))
         .send()
         .await
         .expect("request");
     answer(response).await
+}
+
+/// A POST with `auth`.
+pub async fn post_as(auth: Credentials<'_>, url: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
+    form_as(auth, Method::POST, url, pairs).await
+}
+
+/// A GET of the simulator's own endpoint `path` (no credentials).
+pub async fn sim_get(sim: &Simulator, path: &str) -> Value {
+    client()
+        .get(format!("{}{path}", sim.base_url))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// A subaccount created over the REST API: `(sid, auth_token)`.
+pub async fn subaccount(sim: &Simulator, name: &str) -> (String, String) {
+    let (status, body) = post(
+        &format!("{}/2010-04-01/Accounts.json", sim.base_url),
+        &[("FriendlyName", name)],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let text = |key: &str| body[key].as_str().expect(key).to_owned();
+    (text("sid"), text("auth_token"))
 }
 
 /// A request with explicit (or no) credentials.

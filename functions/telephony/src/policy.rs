@@ -1,0 +1,412 @@
+//! Who may dial what, and how much: the checks every path that starts or bridges a call
+//! runs before anything reaches Twilio.
+//!
+//! - **Roles.** Admins and supervisors place calls and cold-transfer; an agent only when
+//!   the tenant's policy names them (`agents_may_dial`). Ending, holding, muting and
+//!   department transfers: managers, or the agent the call is connected to.
+//! - **Destinations.** The country calling code must be allowed (the operator's list,
+//!   narrowed by the tenant's); premium-rate, shared-cost, UAN, personal and pager numbers
+//!   (libphonenumber's types) are refused; so is any operator-denied prefix.
+//! - **Quotas** per tenant: calls started per minute (one conditional counter update),
+//!   outbound calls live at once, outbound minutes per UTC day (counted from Twilio's
+//!   final callbacks; each call's `TimeLimit` is what is left of the day).
+//!
+//! Refusals are 403 (a rule) or 429 (a quota) with a code naming the rule.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use transfers::model::Call;
+use vocelio_shared::dynamo::{from_record, n, record_item, s, sdk_error};
+use vocelio_shared::ids::TenantId;
+use vocelio_shared::phone::{self, NumberKind};
+use vocelio_shared::{ApiError, ApiResult, AuthUser, Role, clock, keys};
+
+use crate::service::Telephony;
+use crate::store;
+
+const POLICY_SK: &str = "POLICY";
+
+/// Number kinds never dialled.
+pub const REFUSED_KINDS: [NumberKind; 5] = [
+    NumberKind::PremiumRate,
+    NumberKind::SharedCost,
+    NumberKind::Uan,
+    NumberKind::PersonalNumber,
+    NumberKind::Pager,
+];
+
+/// A tenant's own dialling rules (`TENANT#t#TELEPHONY`, `POLICY`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DialPolicy {
+    /// Calling codes the tenant dials (within the operator's); `None`: the operator's.
+    #[serde(default)]
+    pub allowed_country_codes: Option<Vec<u16>>,
+    /// Agents who may place calls and cold-transfer.
+    #[serde(default)]
+    pub agents_may_dial: Vec<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// `PUT /api/telephony/policy` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    #[serde(default)]
+    pub allowed_country_codes: Option<Vec<u16>>,
+    #[serde(default)]
+    pub agents_may_dial: Vec<String>,
+}
+
+impl From<PolicyBody> for DialPolicy {
+    fn from(body: PolicyBody) -> Self {
+        Self {
+            allowed_country_codes: body.allowed_country_codes,
+            agents_may_dial: body.agents_may_dial,
+            updated_at: None,
+        }
+    }
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Refused {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Whether `user` manages the tenant (admin or supervisor).
+pub fn is_manager(user: &AuthUser) -> bool {
+    matches!(user.role, Role::Admin | Role::Supervisor)
+}
+
+/// `Ok` when `user` may place calls or bridge a call to a number.
+pub fn may_dial(user: &AuthUser, policy: &DialPolicy) -> ApiResult<()> {
+    if is_manager(user) || policy.agents_may_dial.contains(&user.user_id) {
+        Ok(())
+    } else {
+        Err(refused(
+            "dial_not_permitted",
+            "only admins, supervisors and agents the tenant allows may place calls or transfer them to numbers",
+        ))
+    }
+}
+
+/// `Ok` when `user` may end, hold, mute or transfer `call`: a manager, or the agent the
+/// call is connected to.
+pub fn may_control(user: &AuthUser, call: &Call) -> ApiResult<()> {
+    if is_manager(user) || call.assigned_agent.as_deref() == Some(user.user_id.as_str()) {
+        Ok(())
+    } else {
+        Err(refused(
+            "call_control_not_permitted",
+            "only admins, supervisors and the agent connected to this call may control it",
+        ))
+    }
+}
+
+impl Telephony {
+    /// The tenant's dialling rules (defaults when it set none).
+    pub async fn dial_policy(&self, tenant: &TenantId) -> ApiResult<DialPolicy> {
+        Ok(store::get(&self.app, keys::telephony_pk(tenant), POLICY_SK)
+            .await?
+            .map(from_record)
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// The calling codes `policy` allows: the operator's, narrowed by the tenant's.
+    pub fn allowed_codes(&self, policy: &DialPolicy) -> Vec<u16> {
+        let operator = &self.config.limits.allowed_country_codes;
+        match &policy.allowed_country_codes {
+            Some(own) => own
+                .iter()
+                .copied()
+                .filter(|c| operator.contains(c))
+                .collect(),
+            None => operator.clone(),
+        }
+    }
+
+    /// `Ok` when `e164` may be dialled under `policy` (no I/O).
+    pub fn check_destination(&self, policy: &DialPolicy, e164: &str) -> ApiResult<()> {
+        if let Some(prefix) = self
+            .config
+            .limits
+            .deny_prefixes
+            .iter()
+            .find(|p| e164.starts_with(p.as_str()))
+        {
+            return Err(refused(
+                "destination_denied",
+                format!("numbers starting {prefix} are never dialled"),
+            ));
+        }
+        let Some((code, kind)) = phone::classify(e164) else {
+            return Err(ApiError::field("to", "is not a dialable number"));
+        };
+        let allowed = self.allowed_codes(policy);
+        if !allowed.contains(&code) {
+            return Err(refused(
+                "destination_country_not_allowed",
+                format!(
+                    "calls to country code +{code} are not allowed (allowed: {})",
+                    allowed
+                        .iter()
+                        .map(|c| format!("+{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if REFUSED_KINDS.contains(&kind) {
+            return Err(refused(
+                "destination_type_refused",
+                format!(
+                    "{e164} is a {kind:?} number; premium-rate, shared-cost, UAN, personal and pager numbers are never dialled"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Replaces the tenant's rules (admins): `allowed_country_codes` must be within the
+    /// operator's, `agents_may_dial` lists agent ids.
+    pub async fn set_dial_policy(&self, tenant: &TenantId, body: DialPolicy) -> ApiResult<Value> {
+        let mut errors = Vec::new();
+        if let Some(codes) = &body.allowed_country_codes {
+            let operator = &self.config.limits.allowed_country_codes;
+            if codes.len() > 50 {
+                errors.push(vocelio_shared::FieldError::new(
+                    "allowed_country_codes",
+                    "lists at most 50 codes",
+                ));
+            }
+            for c in codes {
+                if !operator.contains(c) {
+                    errors.push(vocelio_shared::FieldError::new(
+                        "allowed_country_codes",
+                        format!("+{c} is not allowed on this platform"),
+                    ));
+                }
+            }
+        }
+        if body.agents_may_dial.len() > 500
+            || body
+                .agents_may_dial
+                .iter()
+                .any(|a| !vocelio_shared::ids::is_key_safe(a))
+        {
+            errors.push(vocelio_shared::FieldError::new(
+                "agents_may_dial",
+                "must be at most 500 agent ids",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::fields(errors));
+        }
+        let policy = DialPolicy {
+            updated_at: Some(clock::rfc3339(clock::now())),
+            ..body
+        };
+        let item = record_item(
+            &policy,
+            vec![
+                (keys::PK, keys::telephony_pk(tenant)),
+                (keys::SK, POLICY_SK.to_owned()),
+                (keys::ENTITY, "dial_policy".to_owned()),
+            ],
+        )?;
+        self.app
+            .db
+            .put_item()
+            .table_name(self.app.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.policy_view(tenant, &policy).await
+    }
+
+    /// The policy as `GET /api/telephony/policy` shows it, with the quotas and today's use.
+    pub async fn policy_view(&self, tenant: &TenantId, policy: &DialPolicy) -> ApiResult<Value> {
+        let limits = &self.config.limits;
+        let used = self.minutes_used_today(tenant).await?;
+        Ok(json!({
+            "allowed_country_codes": self.allowed_codes(policy),
+            "platform_country_codes": limits.allowed_country_codes,
+            "denied_prefixes": limits.deny_prefixes,
+            "refused_number_types": ["premium_rate", "shared_cost", "uan", "personal_number", "pager"],
+            "agents_may_dial": policy.agents_may_dial,
+            "limits": {
+                "calls_per_minute": limits.calls_per_minute,
+                "concurrent_calls": limits.concurrent_calls,
+                "minutes_per_day": limits.minutes_per_day,
+                "max_call_seconds": limits.max_call_seconds,
+            },
+            "usage": { "minutes_today": used.div_ceil(60), "seconds_today": used },
+            "updated_at": policy.updated_at,
+        }))
+    }
+
+    async fn minutes_used_today(&self, tenant: &TenantId) -> ApiResult<u64> {
+        let day = day_sk(clock::now());
+        Ok(store::get(&self.app, keys::telephony_pk(tenant), &day)
+            .await?
+            .and_then(|item| {
+                item.get("seconds")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0))
+    }
+
+    /// Takes one call from the tenant's quotas, before dialling: 429 `calls_per_minute`,
+    /// `concurrent_calls` or `minutes_per_day` when one is used up. Returns the call's
+    /// `TimeLimit` (the longest it may last: what is left of the day).
+    pub async fn reserve_call(&self, tenant: &TenantId) -> ApiResult<u32> {
+        let limits = &self.config.limits;
+        let now = clock::now();
+        let used = self.minutes_used_today(tenant).await?;
+        let budget = u64::from(limits.minutes_per_day) * 60;
+        if used >= budget {
+            return Err(ApiError::Limited {
+                code: "minutes_per_day",
+                message: format!(
+                    "the tenant has used its {} outbound minutes for today (UTC)",
+                    limits.minutes_per_day
+                ),
+                retry_after_seconds: Some(seconds_to_midnight(now)),
+            });
+        }
+        let live = transfers::engine::Engine::new(&self.app, tenant)
+            .store
+            .active_calls()
+            .await?
+            .iter()
+            .filter(|c| c.direction == transfers::model::Direction::Outbound)
+            .count();
+        if live >= limits.concurrent_calls as usize {
+            return Err(ApiError::Limited {
+                code: "concurrent_calls",
+                message: format!(
+                    "the tenant already has {live} outbound calls live (at most {})",
+                    limits.concurrent_calls
+                ),
+                retry_after_seconds: Some(10),
+            });
+        }
+        let minute = format!("RATE#{}", &clock::rfc3339(now)[..16]);
+        let counted = self
+            .app
+            .db
+            .update_item()
+            .table_name(self.app.table())
+            .key(keys::PK, s(keys::telephony_pk(tenant)))
+            .key(keys::SK, s(minute))
+            .update_expression("ADD calls :one SET expires_at = :ttl")
+            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limits.calls_per_minute))
+            .expression_attribute_values(":ttl", n(now.unix_timestamp() + 120))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Err(ApiError::Limited {
+                    code: "calls_per_minute",
+                    message: format!(
+                        "the tenant may start at most {} calls per minute",
+                        limits.calls_per_minute
+                    ),
+                    retry_after_seconds: Some(60 - u64::from(now.second())),
+                });
+            }
+            Err(e) => return Err(sdk_error(e)),
+        }
+        let left = budget - used;
+        Ok(u32::try_from(left.min(u64::from(limits.max_call_seconds)))
+            .unwrap_or(limits.max_call_seconds))
+    }
+
+    /// The update that adds an ended outbound call's `seconds` to the tenant's day.
+    pub fn count_minutes(
+        &self,
+        tenant: &TenantId,
+        seconds: u64,
+    ) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let now = clock::now();
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(self.app.table())
+            .key(keys::PK, s(keys::telephony_pk(tenant)))
+            .key(keys::SK, s(day_sk(now)))
+            .update_expression("ADD seconds :s SET expires_at = :ttl")
+            .expression_attribute_values(":s", n(seconds))
+            .expression_attribute_values(":ttl", n(now.unix_timestamp() + 3 * 86_400))
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(update)
+            .build())
+    }
+}
+
+fn day_sk(now: time::OffsetDateTime) -> String {
+    format!("MINUTES#{}", &clock::rfc3339(now)[..10])
+}
+
+fn seconds_to_midnight(now: time::OffsetDateTime) -> u64 {
+    let since =
+        u64::from(now.hour()) * 3600 + u64::from(now.minute()) * 60 + u64::from(now.second());
+    86_400 - since
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role, id: &str) -> AuthUser {
+        AuthUser {
+            user_id: id.into(),
+            tenant: TenantId::parse("acme").expect("tenant"),
+            role,
+        }
+    }
+
+    #[test]
+    fn agents_dial_only_when_named() {
+        let mut policy = DialPolicy::default();
+        assert!(may_dial(&user(Role::Admin, "a"), &policy).is_ok());
+        assert!(may_dial(&user(Role::Supervisor, "s"), &policy).is_ok());
+        let ana = user(Role::Agent, "ana");
+        assert_eq!(
+            may_dial(&ana, &policy).err().map(|e| e.code()),
+            Some("dial_not_permitted")
+        );
+        policy.agents_may_dial.push("ana".into());
+        assert!(may_dial(&ana, &policy).is_ok());
+        assert!(may_dial(&user(Role::Agent, "bob"), &policy).is_err());
+    }
+
+    #[test]
+    fn premium_and_shared_cost_kinds_are_refused_and_ordinary_ones_are_not() {
+        for refused in [
+            "+449098790000",
+            "+448712345678",
+            "+445512345678",
+            "+447012345678",
+        ] {
+            let (code, kind) = phone::classify(refused).expect("parses");
+            assert_eq!(code, 44);
+            assert!(REFUSED_KINDS.contains(&kind), "{refused} is {kind:?}");
+        }
+        for fine in ["+447400123456", "+442071838750", "+14155550123"] {
+            let (_, kind) = phone::classify(fine).expect("parses");
+            assert!(!REFUSED_KINDS.contains(&kind), "{fine} is {kind:?}");
+        }
+    }
+}
