@@ -75,6 +75,28 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
     })
 }
 
+/// Runs the telephony reconciler (agent legs whose reports were lost) every `every`, as
+/// the events function's schedule does on AWS; stops when the handle is aborted.
+pub fn spawn_reconciler(
+    telephony: telephony::Telephony,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match telephony::reconcile::reconcile(&telephony).await {
+                Ok(done) if done.repaired + done.errors > 0 => {
+                    tracing::info!(?done, "agent legs reconciled");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "reconcile failed"),
+            }
+        }
+    })
+}
+
 /// Delivers the bucket's object-created notifications for the import queue to the import
 /// worker, as S3 does on AWS: every `every`, each new object under `imports/queue/` becomes
 /// one notification event (each handled on its own task); stops when the handle is aborted.

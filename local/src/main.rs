@@ -178,7 +178,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  WebSocket:           {ws}/ws?token=... and {ws}/ws/transfers?token=...\
          \n  SSE:                 {base}/api/calls/active/events?token=...\
          \n  TTS:                 {base}/tiers, /voices/{{provider}}, /synthesize, /stream/synthesize\
-         \n  Telephony:           {base}/api/calls/make, /api/calls/{{call_sid}}/status, /admin/register-flow; Twilio webhooks at {base}/twilio/...\
+         \n  Telephony:           {base}/api/numbers/search|buy, /api/calls/make, /api/calls/{{call_sid}}/status, /admin/register-flow, /api/telephony/policy; Twilio webhooks at {base}/twilio/...\
          \n  Contacts:            {base}/v1/contact-lists, /v1/contacts, /v1/uploads/contacts, /v1/dnc-lists, /v1/dnc/scrub (errors in the contact guide's form)\
          \n  Twilio simulator:    {} (account {}; its calls at /__sim/calls)\
          \n  Azure Speech fake:   {} (key {})\
@@ -192,6 +192,8 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
          \n  curl -s {base}/api/departments -H \"Authorization: Bearer $TOKEN\"\
          \n  curl -s -X POST {base}/synthesize -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
          \n       -d '{{\"text\": \"Hello world\", \"voice_id\": \"en-US-AriaNeural\", \"provider\": \"azure\"}}' -D - -o hello.mp3\
+         \n  curl -s '{base}/api/numbers/search?country=US&area_code=415' -H \"Authorization: Bearer $TOKEN\"   # the tenant's own Twilio subaccount\
+         \n  curl -s -X POST {base}/api/numbers/buy -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"phone_number\": \"+14155550111\"}}'\
          \n  curl -s -X POST {base}/api/calls/make -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
          \n       -d '{{\"to\": \"+14155550123\", \"message\": \"Hello from Vocelio\", \"voice_settings\": {{\"provider\": \"azure\", \"voice_id\": \"en-US-AriaNeural\"}}}}'\
          \n  curl -s {base}/api/calls/CA.../status -H \"Authorization: Bearer $TOKEN\"   # the call_sid above: ringing, in-progress, completed\
@@ -225,6 +227,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         twilio = simulator.base_url,
     );
     let sweeper = app::spawn_sweeper(state.clone(), std::time::Duration::from_secs(1));
+    let reconciler = app::spawn_reconciler(telephony.clone(), std::time::Duration::from_secs(1));
     let follower = app::spawn_stream_follower(
         realtime,
         Some(telephony.clone()),
@@ -241,6 +244,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     .await
     .map_err(|e| e.to_string())?;
     sweeper.abort();
+    reconciler.abort();
     follower.abort();
     imports.abort();
     fake_tasks.iter().for_each(|task| task.abort());

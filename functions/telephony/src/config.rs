@@ -53,6 +53,9 @@ pub struct TelephonyConfig {
     pub keys: Option<crate::seal::Keys>,
     /// The platform's dialling rules and quotas (see [`DialLimits`]).
     pub limits: DialLimits,
+    /// `LEG_CHECK_SECONDS` (default 60): how often the reconciler re-reads a live agent
+    /// leg from Twilio in case its reports were lost.
+    pub leg_check_seconds: u64,
 }
 
 /// The operator's rules for every tenant's outbound calls (a tenant may narrow them).
@@ -273,6 +276,7 @@ impl TelephonyConfig {
             subaccounts,
             keys,
             limits: DialLimits::from_source(source)?,
+            leg_check_seconds: number(source, "LEG_CHECK_SECONDS", 60, (1, 3600))?,
         })
     }
 }

@@ -24,6 +24,7 @@ pub mod flows;
 mod handlers;
 pub mod numbers;
 pub mod policy;
+pub mod reconcile;
 pub mod seal;
 pub mod secrets;
 pub mod service;

@@ -284,7 +284,7 @@ impl Telephony {
             .active_calls()
             .await?
             .iter()
-            .filter(|c| c.direction == transfers::model::Direction::Outbound)
+            .filter(|c| c.direction == transfers::model::Direction::Outbound && c.carrier.is_some())
             .count();
         if live >= limits.concurrent_calls as usize {
             return Err(ApiError::Limited {

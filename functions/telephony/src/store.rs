@@ -131,6 +131,78 @@ pub fn put_sid_owner(
     put(state, item, None)
 }
 
+/// Records `owner` of an agent's leg `call_sid`, with its reconciler check due in
+/// `check_seconds` (see [`crate::reconcile`]).
+pub fn put_agent_leg_owner(
+    state: &AppState,
+    call_sid: &str,
+    owner: &SidOwner,
+    check_seconds: u64,
+) -> ApiResult<TransactWriteItem> {
+    let mut item = record_item(
+        owner,
+        vec![
+            (keys::PK, keys::carrier_call_pk(call_sid)),
+            (keys::SK, keys::OWNER_SK.to_owned()),
+            (keys::ENTITY, "carrier_call".to_owned()),
+        ],
+    )?;
+    item.extend(crate::reconcile::check_attributes(check_seconds, call_sid));
+    put(state, item, None)
+}
+
+/// Takes `call_sid` out of the reconciler's checks (its final report was applied).
+pub async fn clear_leg_check(state: &AppState, call_sid: &str) -> ApiResult<()> {
+    let result = state
+        .db
+        .update_item()
+        .table_name(state.table())
+        .key(keys::PK, s(keys::carrier_call_pk(call_sid)))
+        .key(keys::SK, s(keys::OWNER_SK))
+        .update_expression("REMOVE GSI3PK, GSI3SK")
+        .condition_expression("attribute_exists(PK)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
+/// Makes `call_sid`'s check due again in `LEG_CHECK_SECONDS`.
+pub async fn push_leg_check(tel: &crate::Telephony, call_sid: &str) -> ApiResult<()> {
+    let [(_, pk), (_, sk)] =
+        crate::reconcile::check_attributes(tel.config.leg_check_seconds, call_sid);
+    tel.app
+        .db
+        .update_item()
+        .table_name(tel.app.table())
+        .key(keys::PK, s(keys::carrier_call_pk(call_sid)))
+        .key(keys::SK, s(keys::OWNER_SK))
+        .update_expression("SET GSI3PK = :pk, GSI3SK = :sk")
+        .condition_expression("attribute_exists(PK)")
+        .expression_attribute_values(":pk", pk)
+        .expression_attribute_values(":sk", sk)
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|e| {
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+            {
+                Ok(())
+            } else {
+                Err(sdk_error(e))
+            }
+        })
+}
+
 /// The flow `flow_id` of `tenant`.
 pub async fn flow(state: &AppState, tenant: &TenantId, flow_id: &str) -> ApiResult<Option<Flow>> {
     get(state, keys::flows_pk(tenant), &keys::flow_sk(flow_id))

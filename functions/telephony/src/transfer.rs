@@ -341,7 +341,12 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
                 transfer_id: Some(transfer.transfer_id.clone()),
                 agent_id: Some(agent_id),
             };
-            let action = store::put_sid_owner(&tel.app, &leg.sid, &owner)?;
+            let action = store::put_agent_leg_owner(
+                &tel.app,
+                &leg.sid,
+                &owner,
+                tel.config.leg_check_seconds,
+            )?;
             let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, &agent_id_done)?;
             vocelio_shared::dynamo::commit(&tel.app.db, vec![action, done]).await?;
             Ok(())

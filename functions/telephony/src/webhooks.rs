@@ -199,8 +199,10 @@ async fn verify(
             .iter()
             .position(|(k, _)| k == "sig")
             .map(|i| query.remove(i).1);
+        // Twilio appends `bodySHA256` to the URL of JSON requests: not ours to sign.
         let pairs: Vec<(&str, &str)> = query
             .iter()
+            .filter(|(k, _)| k != "bodySHA256")
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let signed = sig.is_some_and(|sig| {
@@ -305,6 +307,9 @@ async fn status(
     match (leg, transfer_id, agent_id) {
         (Leg::Agent, Some(transfer_id), Some(agent_id)) => {
             transfer::on_agent_leg(&tel, &tenant, &transfer_id, &agent_id, &update).await?;
+            if update.status.is_final() {
+                store::clear_leg_check(&tel.app, &update.call_sid).await?;
+            }
         }
         (Leg::Agent, ..) => {
             return Err(ApiError::bad_request(

@@ -31,6 +31,9 @@ pub async fn create_call(
     JsonBody(body): JsonBody<CreateCall>,
 ) -> ApiResult<Response> {
     let call = body.into_call(state.config.default_phone_region, clock::now())?;
+    if let Some(sid) = &call.call_sid {
+        ensure_sid_not_taken(&state, &user, &call.call_id, sid).await?;
+    }
     let call = Engine::new(&state, &user.tenant).create_call(call).await?;
     Ok((StatusCode::CREATED, Json(json!({ "call": call }))).into_response())
 }
@@ -69,6 +72,9 @@ pub async fn update_call(
     if !ids::is_key_safe(&call_id) {
         return Err(ApiError::not_found("call"));
     }
+    if let Some(sid) = &patch.call_sid {
+        ensure_sid_not_taken(&state, &user, &call_id, sid).await?;
+    }
     let prices = (
         state.config.ai_price_per_minute,
         state.config.human_price_per_minute,
@@ -77,6 +83,48 @@ pub async fn update_call(
         .update_call(&call_id, |call, now| apply_patch(call, &patch, now, prices))
         .await?;
     Ok(Json(json!({ "call": call })))
+}
+
+/// 409 `call_sid_taken` when `sid` is a carrier call we placed or answered for another
+/// call (of this tenant or any other): a client cannot borrow a SID to act on it.
+async fn ensure_sid_not_taken(
+    state: &AppState,
+    user: &AuthUser,
+    call_id: &str,
+    sid: &str,
+) -> ApiResult<()> {
+    let owner = state
+        .db
+        .get_item()
+        .table_name(state.table())
+        .key(
+            vocelio_shared::keys::PK,
+            vocelio_shared::dynamo::s(vocelio_shared::keys::carrier_call_pk(sid)),
+        )
+        .key(
+            vocelio_shared::keys::SK,
+            vocelio_shared::dynamo::s(vocelio_shared::keys::OWNER_SK),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(vocelio_shared::dynamo::sdk_error)?
+        .item;
+    let attr = |item: &vocelio_shared::dynamo::Item, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    };
+    match owner {
+        Some(item)
+            if attr(&item, "tenant_id").as_deref() != Some(user.tenant.as_str())
+                || attr(&item, "call_id").as_deref() != Some(call_id) =>
+        {
+            Err(ApiError::conflict(
+                "call_sid_taken",
+                "this call_sid belongs to another call",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn apply_patch(
@@ -97,6 +145,13 @@ fn apply_patch(
         next.current_flow = Some(flow.trim().to_owned());
     }
     if let Some(sid) = &patch.call_sid {
+        // A call the telephony adapter placed or answered keeps the SID Twilio gave it.
+        if call.carrier.is_some() && call.call_sid.as_deref() != Some(sid.as_str()) {
+            return Err(ApiError::conflict(
+                "call_sid_managed",
+                "this call is carried by our telephony; its call_sid is Twilio's and cannot change",
+            ));
+        }
         next.call_sid = Some(sid.clone());
     }
     if let Some(status) = patch.status {

@@ -131,13 +131,18 @@ fn start_stream_follower(
                     elevenlabs_url: elevenlabs.base_url,
                 };
                 let tts = stack::local_tts(&aws, &fakes, &|_| None)?;
+                // The run's reconciler re-reads live agent legs every 2 s (60 s on AWS).
                 let telephony = stack::local_telephony(
                     state.clone(),
                     Some(tts.clone()),
                     &twilio.base_url,
                     &base,
-                    &|_| None,
+                    &|name| (name == "LEG_CHECK_SECONDS").then(|| "2".to_owned()),
                 )?;
+                let _reconciler = vocelio_local::app::spawn_reconciler(
+                    telephony.clone(),
+                    std::time::Duration::from_millis(500),
+                );
                 let gateway = LocalGateway::new(realtime.clone());
                 let contacts = stack::local_contacts(state.clone(), &aws, &|_| None)?;
                 // The run's one deliverer of the bucket's import notifications.

@@ -844,3 +844,133 @@ async fn a_twilio_failure_on_the_first_dial_of_an_agent_is_retried() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn a_manager_cannot_borrow_a_call_sid_to_act_on_someone_elses_call() {
+    let victim = spawn_app().await;
+    let (victim_sid, victim_call) = live_call(&victim, 900).await;
+    let app = spawn_app().await;
+    let admin = app.admin();
+    // Another tenant's SID cannot be written onto a call of ours...
+    let r = admin
+        .post(
+            "/api/calls",
+            json!({"caller_number": "+14155550142", "call_sid": victim_sid}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.code(), "call_sid_taken");
+    let own = admin.start_call("+14155550143").await;
+    let r = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/calls/{own}"),
+            Some(json!({"call_sid": victim_sid})),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.code(), "call_sid_taken");
+    // ...and a SID we never placed or answered is never acted on at Twilio.
+    let made_up = "CA0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+    admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/calls/{own}"),
+            Some(json!({"call_sid": made_up})),
+        )
+        .await
+        .expect(200);
+    let r = admin
+        .post(&format!("/api/calls/{own}/end"), json!({}))
+        .await
+        .expect(409);
+    assert_eq!(r.code(), "call_sid_not_owned");
+    // A call our telephony carries keeps Twilio's SID.
+    let (_, carried) = live_call(&app, 900).await;
+    let r = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/calls/{carried}"),
+            Some(json!({"call_sid": made_up})),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.code(), "call_sid_managed");
+    assert_eq!(
+        status_of(&victim.admin(), &victim_sid).await["status"],
+        "in-progress"
+    );
+    for (app, call) in [(&victim, &victim_call), (&app, &carried)] {
+        app.admin()
+            .post(&format!("/api/calls/{call}/end"), json!({}))
+            .await
+            .expect(200);
+    }
+}
+
+#[tokio::test]
+async fn an_agents_lost_reports_are_recovered_from_twilio() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    admin.create_department("Lost", "+1555-LOSTS-01").await;
+    app.supervisor()
+        .available_agent("ana", "Lost", &[], &["en"])
+        .await;
+    let identity = app
+        .agent("ana")
+        .get("/api/telephony/identity")
+        .await
+        .expect(200);
+    let softphone = format!("client:{}", identity.body["identity"].as_str().unwrap());
+    // Every status report of Ana's legs is lost (our webhook was down; Twilio never retries).
+    app.twilio.lose_status_callbacks(&softphone);
+    let (_, call_id) = live_call(&app, 900).await;
+    let raised = admin
+        .post(
+            &format!("/api/calls/{call_id}/transfer"),
+            json!({"transfer_to": "Lost"}),
+        )
+        .await
+        .expect(201);
+    let transfer_id = raised.body["transfer_id"].as_str().unwrap().to_owned();
+    // She answered: the reconciler reads it from Twilio and the offer is accepted.
+    eventually(
+        Duration::from_secs(20),
+        "accepted from Twilio's state",
+        || async {
+            let t = admin
+                .get(&format!("/api/transfers/{transfer_id}"))
+                .await
+                .body;
+            (t["transfer"]["status"] == "connected").then_some(())
+        },
+    )
+    .await;
+    let leg = agent_leg(&app, &transfer_id).await;
+    assert!(
+        !app.twilio.callbacks().iter().any(|c| c.kind == "status"
+            && c.params
+                .iter()
+                .any(|(k, v)| k == "CallSid" && *v == leg.sid)),
+        "no report of her leg ever arrived"
+    );
+    // She hangs up: completed from Twilio's state, and she is free again.
+    assert!(app.twilio.hangup(&leg.sid));
+    eventually(
+        Duration::from_secs(20),
+        "completed from Twilio's state",
+        || async {
+            let t = admin
+                .get(&format!("/api/transfers/{transfer_id}"))
+                .await
+                .body;
+            (t["transfer"]["status"] == "completed").then_some(())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "ana available", || async {
+        let a = admin.get("/api/agents/ana").await.body;
+        (a["agent"]["status"] == "available").then_some(())
+    })
+    .await;
+}

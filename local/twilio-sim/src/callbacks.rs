@@ -88,6 +88,16 @@ pub(crate) async fn send(sim: &Shared, out: &Outgoing) -> Result<Reply, String> 
             .account(&out.account_sid)
             .map_or_else(|| sim.auth_token.clone(), |a| a.auth_token.clone());
         let (url, signature) = signed(&token, out);
+        let lost = out.kind == "status"
+            && out
+                .params
+                .iter()
+                .find(|(k, _)| k == "To")
+                .is_some_and(|(_, to)| state.lost_status.contains(to));
+        if lost {
+            // Twilio does not retry status callbacks: one that is lost stays lost.
+            return Err("lost (Simulator::lose_status_callbacks)".into());
+        }
         state.callbacks.push(CallbackRecord {
             url: url.clone(),
             params: out.params.clone(),

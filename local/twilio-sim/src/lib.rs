@@ -162,7 +162,8 @@
 //!   `ring_seconds`; anything else (and every `client:`/`sip:` address) is answered
 //!   (`in-progress`) after `ring_seconds` — or is no-answer at `Timeout` when that is shorter.
 //!   An address given to [`Simulator::set_no_answer`] (an unregistered softphone) rings
-//!   for its whole `Timeout` and ends no-answer.
+//!   for its whole `Timeout` and ends no-answer. The status callbacks of calls to an
+//!   address given to [`Simulator::lose_status_callbacks`] are never delivered.
 //! - On answer the TwiML runs: inline `Twiml`, else `Url` fetched with a signed request
 //!   (`Method`, default POST). An update with `Url`/`Twiml` before the answer replaces what
 //!   will run.
@@ -736,6 +737,12 @@ impl Simulator {
     /// end `no-answer`, as a softphone that is not registered does.
     pub fn set_no_answer(&self, address: &str) {
         self.shared.lock().no_answer.insert(address.to_owned());
+    }
+
+    /// Status callbacks of calls to `address` are lost on the way (never delivered), as
+    /// happens when a webhook is down: Twilio does not retry them.
+    pub fn lose_status_callbacks(&self, address: &str) {
+        self.shared.lock().lost_status.insert(address.to_owned());
     }
 
     /// REST API requests received (all, including refused ones).

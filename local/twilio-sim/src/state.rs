@@ -103,6 +103,8 @@ pub(crate) struct State {
     /// Addresses (`client:…`, numbers) that ring until the call's timeout, unanswered (a
     /// softphone that is not registered, a desk phone nobody picks up).
     pub no_answer: std::collections::HashSet<String>,
+    /// Addresses whose calls' status callbacks are never delivered (nor recorded).
+    pub lost_status: std::collections::HashSet<String>,
     pub voice_url: Option<String>,
     pub status_callback_url: Option<String>,
     /// The main account first, then its subaccounts in creation order.

@@ -10,6 +10,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let tel = &tel;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
+            // The one-minute schedule (EventBridge) runs the reconciler; everything else is
+            // a batch of the event log's stream.
+            if event.payload["detail-type"] == "Scheduled Event" {
+                let done = telephony::reconcile::reconcile(tel)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok::<_, String>(serde_json::to_value(done).unwrap_or_default());
+            }
             let report = telephony::events::handle_batch(tel, &event.payload)
                 .await
                 .map_err(|e| e.to_string())?;
