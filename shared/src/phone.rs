@@ -110,6 +110,17 @@ pub fn classify(e164: &str) -> Option<(u16, NumberKind)> {
     Some((number.code().value(), number.number_type(&DATABASE)))
 }
 
+/// The country (ISO 3166 alpha-2) and kind of a number that is valid in that country
+/// (`None` for a number that only has a possible length, or no country).
+pub fn classify_valid(e164: &str) -> Option<(String, NumberKind)> {
+    let number = phonenumber::parse(None, e164).ok()?;
+    if !number.is_valid() {
+        return None;
+    }
+    let region = number.country().id()?;
+    Some((region.as_ref().to_owned(), number.number_type(&DATABASE)))
+}
+
 /// The country calling code of a region (`US` → 1), for matching typed prefixes.
 pub fn country_code(region: Region) -> Option<u16> {
     DATABASE

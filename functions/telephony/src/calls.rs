@@ -213,8 +213,12 @@ pub async fn apply_status(
                 && let Some(leg) = next.carrier.as_mut()
             {
                 leg.counted_seconds = Some(seconds);
-                if seconds > 0 {
-                    extra.push(tel.count_minutes(tenant, seconds)?);
+                // What the call used, less what it reserved when it was placed.
+                let reserved = leg.reserved_seconds.unwrap_or(0);
+                let delta = i64::try_from(seconds).unwrap_or(i64::MAX)
+                    - i64::try_from(reserved).unwrap_or(0);
+                if delta != 0 {
+                    extra.push(tel.count_minutes(tenant, delta)?);
                 }
             }
             Ok(Some((next, extra)))
@@ -478,14 +482,62 @@ pub async fn make(
         None => None,
     };
     let call_id = call_id_for(tenant, key);
+    // Quotas before anything that costs (synthesis, the call): a refused request costs
+    // nothing; the reserved minutes go back if the call is not placed.
+    let time_limit = tel.reserve_call(tenant).await?;
+    place(
+        tel,
+        user,
+        &body,
+        guard.as_ref(),
+        &checked,
+        flow.as_ref(),
+        &from,
+        &call_id,
+        time_limit,
+    )
+    .await
+}
+
+/// `result`, after giving back the reserved `seconds` when it is an error (the call was
+/// not dialled).
+async fn or_refund<T>(
+    tel: &Telephony,
+    tenant: &TenantId,
+    seconds: u32,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    if result.is_err() {
+        tel.refund_minutes(tenant, seconds).await;
+    }
+    result
+}
+
+/// The call itself, once its minutes are reserved.
+#[allow(clippy::too_many_arguments)]
+async fn place(
+    tel: &Telephony,
+    user: &AuthUser,
+    body: &MakeCall,
+    guard: Option<&idempotency::Idempotent>,
+    checked: &Checked,
+    flow: Option<&store::Flow>,
+    from: &str,
+    call_id: &str,
+    time_limit: u32,
+) -> ApiResult<(StatusCode, Value, bool)> {
+    let tenant = &user.tenant;
+    let call_id = call_id.to_owned();
+    let from = from.to_owned();
     let mut verbs = Vec::new();
     if let Some(message) = &checked.message {
-        verbs.push(speak(tel, tenant, &call_id, message, body.voice_settings.as_ref()).await?);
+        let spoken = speak(tel, tenant, &call_id, message, body.voice_settings.as_ref()).await;
+        verbs.push(or_refund(tel, tenant, time_limit, spoken).await?);
     }
-    match flow.as_ref().and_then(|f| f.webhook_url.as_deref()) {
+    match flow.and_then(|f| f.webhook_url.as_deref()) {
         Some(webhook) => verbs.push(twiml::redirect(webhook)),
         None => {
-            if let Some(greeting) = flow.as_ref().and_then(|f| f.greeting.as_deref())
+            if let Some(greeting) = flow.and_then(|f| f.greeting.as_deref())
                 && checked.message.is_none()
             {
                 verbs.push(twiml::say(greeting));
@@ -505,21 +557,27 @@ pub async fn make(
     );
     record.called_number = Some(from.clone());
     record.current_flow = checked.flow_id.clone();
-    record.carrier = Some(new_leg(
+    let attempt = ids::new_id("attempt");
+    let mut leg = new_leg(
         "outbound-api",
         &checked.to,
         &from,
         TwilioStatus::Queued,
         &at,
-    ));
-    // Quotas last, just before the record: a refused request costs no quota.
-    let time_limit = tel.reserve_call(tenant).await?;
-    let client = tel.client_for(tenant).await?;
+    );
+    leg.reserved_seconds = Some(u64::from(time_limit));
+    leg.attempt = Some(attempt.clone());
+    record.carrier = Some(leg);
+    let client = or_refund(tel, tenant, time_limit, tel.client_for(tenant).await).await?;
     let engine = Engine::new(&tel.app, tenant);
-    let stored = engine.create_call_with(record, Vec::new()).await?;
-    if stored.created_at != at {
+    let stored = engine.create_call_with(record, Vec::new()).await;
+    let stored = or_refund(tel, tenant, time_limit, stored).await?;
+    if stored.carrier.as_ref().and_then(|l| l.attempt.as_deref()) != Some(attempt.as_str()) {
+        // Another request with this key made the record: it dials, not us; our
+        // reservation goes back.
+        tel.refund_minutes(tenant, time_limit).await;
         // The same key is being (or was) served by another request.
-        if let Some(replay) = idempotency::replay_of(guard.as_ref(), &tel.app).await? {
+        if let Some(replay) = idempotency::replay_of(guard, &tel.app).await? {
             let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
             return Ok((status, replay.body, true));
         }
@@ -531,7 +589,8 @@ pub async fn make(
     let callback = tel.webhook_url(
         "/twilio/status",
         &[("tenant", tenant.as_str()), ("call_id", &call_id)],
-    )?;
+    );
+    let callback = or_refund(tel, tenant, time_limit, callback).await?;
     let placed = client
         .create_call(&NewCall {
             to: checked.to.clone(),
@@ -579,6 +638,8 @@ pub async fn make(
                     if let Some(leg) = next.carrier.as_mut() {
                         leg.status = TwilioStatus::Failed.as_str().into();
                         leg.synced_at = clock::rfc3339(now);
+                        // Never dialled: nothing counted, the reservation given back.
+                        leg.counted_seconds = Some(0);
                     }
                     end_call(
                         &mut next,
@@ -587,12 +648,10 @@ pub async fn make(
                         prices,
                         &SentFigures::default(),
                     );
-                    let extra = match &guard {
-                        Some(guard) => {
-                            vec![guard.record(&tel.app, error.status(), &error.body())?]
-                        }
-                        None => Vec::new(),
-                    };
+                    let mut extra = vec![tel.count_minutes(tenant, -i64::from(time_limit))?];
+                    if let Some(guard) = &guard {
+                        extra.push(guard.record(&tel.app, error.status(), &error.body())?);
+                    }
                     Ok(Some((next, extra)))
                 })
                 .await;
@@ -929,6 +988,8 @@ pub async fn cold_transfer(
             "the call already has an open transfer",
         ));
     }
+    // The dialled leg is a call like any other: the same quotas, its own time limit.
+    let time_limit = tel.reserve_call(tenant).await?;
     let from = call
         .carrier
         .as_ref()
@@ -958,19 +1019,22 @@ pub async fn cold_transfer(
         twiml::dial()
             .attr("action", action)
             .attr("timeout", "30")
+            .attr("timeLimit", time_limit.to_string())
             .attr_opt("callerId", from)
             .child(twiml::number(number)),
     ]);
-    client
+    let redirected = client
         .update_call(&sid, &CallUpdate::Redirect(Instructions::Twiml(document)))
         .await
-        .map_err(twilio_error)?;
+        .map_err(twilio_error);
+    or_refund(tel, tenant, time_limit, redirected).await?;
     let number = number.to_owned();
     let call = Engine::new(&tel.app, tenant)
         .update_call_with(&call.call_id, |current, now| {
             let mut next = current.clone();
             if let Some(leg) = next.carrier.as_mut() {
                 leg.transferred_to = Some(number.clone());
+                leg.transfer_reserved_seconds = Some(u64::from(time_limit));
             }
             if !next.status.is_ended() {
                 next.status = CallStatus::Transferring;

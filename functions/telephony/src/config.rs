@@ -61,9 +61,11 @@ pub struct TelephonyConfig {
 /// The operator's rules for every tenant's outbound calls (a tenant may narrow them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DialLimits {
-    /// `DIAL_ALLOWED_COUNTRY_CODES` (comma-separated calling codes, e.g. `1,44`; default:
-    /// the home country of `DEFAULT_PHONE_REGION`): the only countries any tenant may dial.
-    pub allowed_country_codes: Vec<u16>,
+    /// `DIAL_ALLOWED_COUNTRIES` (comma-separated ISO 3166 codes, e.g. `US,CA,GB`; default:
+    /// `DEFAULT_PHONE_REGION`): the only countries any tenant may dial. Countries, not
+    /// calling codes: `+1` alone is some twenty-five countries (Jamaica's `+1 876` among
+    /// them).
+    pub allowed_countries: Vec<String>,
     /// `DIAL_DENY_PREFIXES` (comma-separated E.164 prefixes; default [`DEFAULT_DENY_PREFIXES`]):
     /// never dialled, whatever a tenant allows.
     pub deny_prefixes: Vec<String>,
@@ -73,16 +75,18 @@ pub struct DialLimits {
     pub concurrent_calls: u32,
     /// `CALL_MINUTES_PER_DAY` (default 600): outbound minutes a tenant may use per UTC day.
     pub minutes_per_day: u32,
-    /// `MAX_CALL_SECONDS` (default 14,400): the longest an outbound call may last (Twilio's
-    /// `TimeLimit`, lowered to what is left of the day's minutes).
+    /// `MAX_CALL_SECONDS` (default 3,600): the longest an outbound call may last (Twilio's
+    /// `TimeLimit`); that much of the day's minutes is reserved when the call starts and
+    /// what it did not use is given back when it ends.
     pub max_call_seconds: u32,
 }
 
-/// Prefixes refused by default: US/Canada premium (900, 976) and the ranges most abused for
-/// international revenue share fraud (satellite and "international networks" codes).
-pub const DEFAULT_DENY_PREFIXES: &[&str] = &[
-    "+1900", "+1976", "+881", "+882", "+883", "+870", "+979", "+808",
-];
+/// Prefixes refused by default: the North American premium area code 900 and the ranges
+/// most abused for international revenue share fraud (satellite and "international
+/// networks" codes). (The 976 premium exchange of every area code is refused by its
+/// pattern, see [`crate::policy`].)
+pub const DEFAULT_DENY_PREFIXES: &[&str] =
+    &["+1900", "+881", "+882", "+883", "+870", "+979", "+808"];
 
 fn list<T>(
     source: &dyn Source,
@@ -106,17 +110,13 @@ impl DialLimits {
             .get("DEFAULT_PHONE_REGION")
             .and_then(|r| r.trim().to_ascii_uppercase().parse().ok())
             .unwrap_or(vocelio_shared::phone::Region::US);
-        let allowed_country_codes = list(source, "DIAL_ALLOWED_COUNTRY_CODES", |s| {
-            s.trim_start_matches('+')
-                .parse::<u16>()
+        let allowed_countries = list(source, "DIAL_ALLOWED_COUNTRIES", |s| {
+            let code = s.to_ascii_uppercase();
+            code.parse::<vocelio_shared::phone::Region>()
                 .ok()
-                .filter(|c| (1..1000).contains(c))
+                .map(|_| code)
         })?
-        .unwrap_or_else(|| {
-            vocelio_shared::phone::country_code(home)
-                .into_iter()
-                .collect()
-        });
+        .unwrap_or_else(|| vec![home.as_ref().to_owned()]);
         let deny_prefixes = list(source, "DIAL_DENY_PREFIXES", |s| {
             (s.starts_with('+') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
                 .then(|| s.to_owned())
@@ -128,12 +128,12 @@ impl DialLimits {
                 .collect()
         });
         Ok(Self {
-            allowed_country_codes,
+            allowed_countries,
             deny_prefixes,
             calls_per_minute: number(source, "CALLS_PER_MINUTE", 20, (1, 100_000))?,
             concurrent_calls: number(source, "MAX_CONCURRENT_CALLS", 10, (1, 100_000))?,
             minutes_per_day: number(source, "CALL_MINUTES_PER_DAY", 600, (1, 10_000_000))?,
-            max_call_seconds: number(source, "MAX_CALL_SECONDS", 14_400, (60, 86_400))?,
+            max_call_seconds: number(source, "MAX_CALL_SECONDS", 3_600, (60, 86_400))?,
         })
     }
 }
@@ -305,15 +305,19 @@ mod tests {
         assert_eq!(none.api_base, "https://api.twilio.com");
         assert_eq!(none.agent_dial_target, "client:{identity}");
         assert!(none.subaccounts);
-        assert_eq!(none.limits.allowed_country_codes, vec![1]);
+        assert_eq!(none.limits.allowed_countries, vec!["US".to_owned()]);
         assert!(none.limits.deny_prefixes.contains(&"+1900".to_owned()));
         let narrowed = read(&[
-            ("DIAL_ALLOWED_COUNTRY_CODES", "1, +44"),
+            ("DIAL_ALLOWED_COUNTRIES", "us, GB"),
             ("DIAL_DENY_PREFIXES", "+4470"),
             ("CALLS_PER_MINUTE", "3"),
         ])
         .expect("valid");
-        assert_eq!(narrowed.limits.allowed_country_codes, vec![1, 44]);
+        assert_eq!(
+            narrowed.limits.allowed_countries,
+            vec!["US".to_owned(), "GB".to_owned()]
+        );
+        assert!(read(&[("DIAL_ALLOWED_COUNTRIES", "USA")]).is_err());
         assert_eq!(narrowed.limits.deny_prefixes, vec!["+4470".to_owned()]);
         assert_eq!(narrowed.limits.calls_per_minute, 3);
         assert!(read(&[("DIAL_DENY_PREFIXES", "4470")]).is_err());

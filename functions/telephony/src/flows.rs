@@ -238,7 +238,10 @@ pub async fn answer(
         .map_err(|_| ApiError::internal("bad tenant on a number"))?;
     // A call reaching another tenant's account than the number's owner is not answered
     // for the owner (a number moved between accounts, or a forged route).
-    if tel.config.subaccounts && account_tenant.is_some_and(|t| *t != tenant) {
+    // With subaccounts, a number answers only through the account of the tenant that bought
+    // it through us (a claim from before numbers were bought, or a call through our own
+    // account, is not its owner's).
+    if tel.config.subaccounts && (account_tenant != Some(&tenant) || owner.number_sid.is_none()) {
         tracing::warn!(%call_sid, "a number's call arrived through another tenant's account; refused");
         return Ok(twiml::response([
             twiml::say("Sorry, this number is not in service. Goodbye."),

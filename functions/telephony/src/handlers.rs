@@ -276,7 +276,7 @@ pub async fn get_policy(
     Ok(Json(tel.policy_view(&user.tenant, &policy).await?))
 }
 
-/// `PUT /api/telephony/policy {allowed_country_codes?, agents_may_dial}` (admins).
+/// `PUT /api/telephony/policy {allowed_countries?, agents_may_dial}` (admins).
 pub async fn put_policy(
     Extension(tel): Extension<Telephony>,
     Authorized(user, _): Authorized<Admins>,

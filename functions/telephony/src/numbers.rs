@@ -410,9 +410,12 @@ pub async fn release(tel: &Telephony, tenant: &TenantId, sid: &str) -> ApiResult
         .key(keys::PK, s(keys::phone_number_pk(&number.phone_number)))
         .key(keys::SK, s(keys::OWNER_SK))
         .update_expression("SET releasing = :t")
-        .condition_expression("tenant_id = :tenant AND attribute_not_exists(flow_id)")
+        .condition_expression(
+            "tenant_id = :tenant AND (attribute_not_exists(flow_id) OR attribute_type(flow_id, :null))",
+        )
         .expression_attribute_values(":t", vocelio_shared::dynamo::n(1))
         .expression_attribute_values(":tenant", s(tenant.as_str()))
+        .expression_attribute_values(":null", s("NULL"))
         .send()
         .await;
     if let Err(e) = marked {

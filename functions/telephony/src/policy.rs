@@ -4,12 +4,16 @@
 //! - **Roles.** Admins and supervisors place calls and cold-transfer; an agent only when
 //!   the tenant's policy names them (`agents_may_dial`). Ending, holding, muting and
 //!   department transfers: managers, or the agent the call is connected to.
-//! - **Destinations.** The country calling code must be allowed (the operator's list,
-//!   narrowed by the tenant's); premium-rate, shared-cost, UAN, personal and pager numbers
-//!   (libphonenumber's types) are refused; so is any operator-denied prefix.
+//! - **Destinations.** The number must be valid (libphonenumber) and in an allowed country
+//!   (ISO 3166, the operator's list narrowed by the tenant's: countries, not calling codes,
+//!   since `+1` is some twenty-five countries); premium-rate, shared-cost, UAN, personal and
+//!   pager numbers (libphonenumber's types) and North American `976` exchanges are refused;
+//!   so is any operator-denied prefix.
 //! - **Quotas** per tenant: calls started per minute (one conditional counter update),
-//!   outbound calls live at once, outbound minutes per UTC day (counted from Twilio's
-//!   final callbacks; each call's `TimeLimit` is what is left of the day).
+//!   outbound calls live at once, outbound minutes per UTC day: each call reserves its
+//!   `TimeLimit` (at most `MAX_CALL_SECONDS`) from the day's budget with one conditional
+//!   update before it is dialled, and gives back what it did not use when Twilio's final
+//!   report says how long it lasted — so live calls together can never exceed the day.
 //!
 //! Refusals are 403 (a rule) or 429 (a quota) with a code naming the rule.
 
@@ -38,9 +42,9 @@ pub const REFUSED_KINDS: [NumberKind; 5] = [
 /// A tenant's own dialling rules (`TENANT#t#TELEPHONY`, `POLICY`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DialPolicy {
-    /// Calling codes the tenant dials (within the operator's); `None`: the operator's.
+    /// Countries (ISO 3166) the tenant dials, within the operator's; `None`: the operator's.
     #[serde(default)]
-    pub allowed_country_codes: Option<Vec<u16>>,
+    pub allowed_countries: Option<Vec<String>>,
     /// Agents who may place calls and cold-transfer.
     #[serde(default)]
     pub agents_may_dial: Vec<String>,
@@ -53,7 +57,7 @@ pub struct DialPolicy {
 #[serde(deny_unknown_fields)]
 pub struct PolicyBody {
     #[serde(default)]
-    pub allowed_country_codes: Option<Vec<u16>>,
+    pub allowed_countries: Option<Vec<String>>,
     #[serde(default)]
     pub agents_may_dial: Vec<String>,
 }
@@ -61,7 +65,9 @@ pub struct PolicyBody {
 impl From<PolicyBody> for DialPolicy {
     fn from(body: PolicyBody) -> Self {
         Self {
-            allowed_country_codes: body.allowed_country_codes,
+            allowed_countries: body
+                .allowed_countries
+                .map(|c| c.iter().map(|s| s.trim().to_ascii_uppercase()).collect()),
             agents_may_dial: body.agents_may_dial,
             updated_at: None,
         }
@@ -115,14 +121,14 @@ impl Telephony {
             .unwrap_or_default())
     }
 
-    /// The calling codes `policy` allows: the operator's, narrowed by the tenant's.
-    pub fn allowed_codes(&self, policy: &DialPolicy) -> Vec<u16> {
-        let operator = &self.config.limits.allowed_country_codes;
-        match &policy.allowed_country_codes {
+    /// The countries `policy` allows: the operator's, narrowed by the tenant's.
+    pub fn allowed_countries(&self, policy: &DialPolicy) -> Vec<String> {
+        let operator = &self.config.limits.allowed_countries;
+        match &policy.allowed_countries {
             Some(own) => own
                 .iter()
-                .copied()
                 .filter(|c| operator.contains(c))
+                .cloned()
                 .collect(),
             None => operator.clone(),
         }
@@ -142,51 +148,52 @@ impl Telephony {
                 format!("numbers starting {prefix} are never dialled"),
             ));
         }
-        let Some((code, kind)) = phone::classify(e164) else {
-            return Err(ApiError::field("to", "is not a dialable number"));
+        let Some((country, kind)) = phone::classify_valid(e164) else {
+            return Err(ApiError::field(
+                "to",
+                format!("{e164} is not a valid number of any country"),
+            ));
         };
-        let allowed = self.allowed_codes(policy);
-        if !allowed.contains(&code) {
+        let allowed = self.allowed_countries(policy);
+        if !allowed.contains(&country) {
             return Err(refused(
                 "destination_country_not_allowed",
                 format!(
-                    "calls to country code +{code} are not allowed (allowed: {})",
-                    allowed
-                        .iter()
-                        .map(|c| format!("+{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "calls to {country} are not allowed (allowed: {})",
+                    allowed.join(", ")
                 ),
             ));
         }
-        if REFUSED_KINDS.contains(&kind) {
+        // North America's premium exchange: +1 NPA 976 XXXX, in every area code.
+        let nanp_premium = e164.len() == 12 && e164.starts_with("+1") && &e164[5..8] == "976";
+        if REFUSED_KINDS.contains(&kind) || nanp_premium {
             return Err(refused(
                 "destination_type_refused",
                 format!(
-                    "{e164} is a {kind:?} number; premium-rate, shared-cost, UAN, personal and pager numbers are never dialled"
+                    "{e164} is a premium-rate, shared-cost, UAN, personal or pager number; these are never dialled"
                 ),
             ));
         }
         Ok(())
     }
 
-    /// Replaces the tenant's rules (admins): `allowed_country_codes` must be within the
+    /// Replaces the tenant's rules (admins): `allowed_countries` must be within the
     /// operator's, `agents_may_dial` lists agent ids.
     pub async fn set_dial_policy(&self, tenant: &TenantId, body: DialPolicy) -> ApiResult<Value> {
         let mut errors = Vec::new();
-        if let Some(codes) = &body.allowed_country_codes {
-            let operator = &self.config.limits.allowed_country_codes;
-            if codes.len() > 50 {
+        if let Some(countries) = &body.allowed_countries {
+            let operator = &self.config.limits.allowed_countries;
+            if countries.len() > 50 {
                 errors.push(vocelio_shared::FieldError::new(
-                    "allowed_country_codes",
-                    "lists at most 50 codes",
+                    "allowed_countries",
+                    "lists at most 50 countries",
                 ));
             }
-            for c in codes {
+            for c in countries {
                 if !operator.contains(c) {
                     errors.push(vocelio_shared::FieldError::new(
-                        "allowed_country_codes",
-                        format!("+{c} is not allowed on this platform"),
+                        "allowed_countries",
+                        format!("{c} is not allowed on this platform"),
                     ));
                 }
             }
@@ -233,10 +240,10 @@ impl Telephony {
         let limits = &self.config.limits;
         let used = self.minutes_used_today(tenant).await?;
         Ok(json!({
-            "allowed_country_codes": self.allowed_codes(policy),
-            "platform_country_codes": limits.allowed_country_codes,
+            "allowed_countries": self.allowed_countries(policy),
+            "platform_countries": limits.allowed_countries,
             "denied_prefixes": limits.deny_prefixes,
-            "refused_number_types": ["premium_rate", "shared_cost", "uan", "personal_number", "pager"],
+            "refused_number_types": ["premium_rate", "shared_cost", "uan", "personal_number", "pager", "nanp_976"],
             "agents_may_dial": policy.agents_may_dial,
             "limits": {
                 "calls_per_minute": limits.calls_per_minute,
@@ -261,30 +268,27 @@ impl Telephony {
             .unwrap_or(0))
     }
 
-    /// Takes one call from the tenant's quotas, before dialling: 429 `calls_per_minute`,
-    /// `concurrent_calls` or `minutes_per_day` when one is used up. Returns the call's
-    /// `TimeLimit` (the longest it may last: what is left of the day).
+    /// Takes one call from the tenant's quotas, before dialling: 429 `concurrent_calls`,
+    /// `calls_per_minute` or `minutes_per_day` when one is used up. Returns the seconds
+    /// reserved from the day's budget — the call's `TimeLimit` — which the call's end gives
+    /// back in part ([`Telephony::count_minutes`] with the difference).
     pub async fn reserve_call(&self, tenant: &TenantId) -> ApiResult<u32> {
         let limits = &self.config.limits;
         let now = clock::now();
-        let used = self.minutes_used_today(tenant).await?;
-        let budget = u64::from(limits.minutes_per_day) * 60;
-        if used >= budget {
-            return Err(ApiError::Limited {
-                code: "minutes_per_day",
-                message: format!(
-                    "the tenant has used its {} outbound minutes for today (UTC)",
-                    limits.minutes_per_day
-                ),
-                retry_after_seconds: Some(seconds_to_midnight(now)),
-            });
-        }
+        // Outbound calls we carry that are live (one that outlived any possible TimeLimit
+        // lost its final report and no longer counts).
+        let oldest =
+            clock::rfc3339(now - time::Duration::seconds(i64::from(limits.max_call_seconds) + 300));
         let live = transfers::engine::Engine::new(&self.app, tenant)
             .store
             .active_calls()
             .await?
             .iter()
-            .filter(|c| c.direction == transfers::model::Direction::Outbound && c.carrier.is_some())
+            .filter(|c| {
+                c.direction == transfers::model::Direction::Outbound
+                    && c.carrier.is_some()
+                    && c.start_time >= oldest
+            })
             .count();
         if live >= limits.concurrent_calls as usize {
             return Err(ApiError::Limited {
@@ -328,16 +332,64 @@ impl Telephony {
             }
             Err(e) => return Err(sdk_error(e)),
         }
-        let left = budget - used;
-        Ok(u32::try_from(left.min(u64::from(limits.max_call_seconds)))
-            .unwrap_or(limits.max_call_seconds))
+        self.reserve_minutes(tenant).await
     }
 
-    /// The update that adds an ended outbound call's `seconds` to the tenant's day.
+    /// Reserves the next call's `TimeLimit` from the day's budget (one conditional update;
+    /// a race lost to another call reads again).
+    async fn reserve_minutes(&self, tenant: &TenantId) -> ApiResult<u32> {
+        let limits = &self.config.limits;
+        let budget = u64::from(limits.minutes_per_day) * 60;
+        for _ in 0..5 {
+            let now = clock::now();
+            let used = self.minutes_used_today(tenant).await?;
+            let left = budget.saturating_sub(used);
+            if left < 60 {
+                return Err(ApiError::Limited {
+                    code: "minutes_per_day",
+                    message: format!(
+                        "the tenant's {} outbound minutes for today (UTC) are used or reserved by live calls",
+                        limits.minutes_per_day
+                    ),
+                    retry_after_seconds: Some(seconds_to_midnight(now)),
+                });
+            }
+            let reserve = left.min(u64::from(limits.max_call_seconds));
+            let reserved = self
+                .app
+                .db
+                .update_item()
+                .table_name(self.app.table())
+                .key(keys::PK, s(keys::telephony_pk(tenant)))
+                .key(keys::SK, s(day_sk(now)))
+                .update_expression("ADD seconds :r SET expires_at = :ttl")
+                .condition_expression("attribute_not_exists(seconds) OR seconds <= :most")
+                .expression_attribute_values(":r", n(reserve))
+                .expression_attribute_values(":most", n(budget - reserve))
+                .expression_attribute_values(":ttl", n(now.unix_timestamp() + 3 * 86_400))
+                .send()
+                .await;
+            match reserved {
+                Ok(_) => return Ok(u32::try_from(reserve).unwrap_or(limits.max_call_seconds)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(sdk_error(e)),
+            }
+        }
+        Err(ApiError::Limited {
+            code: "minutes_per_day",
+            message: "the tenant's minutes for today are being reserved by other calls; retry"
+                .into(),
+            retry_after_seconds: Some(1),
+        })
+    }
+
+    /// The update that adds `seconds` (negative: gives back) to the tenant's day.
     pub fn count_minutes(
         &self,
         tenant: &TenantId,
-        seconds: u64,
+        seconds: i64,
     ) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
         let now = clock::now();
         let update = aws_sdk_dynamodb::types::Update::builder()
@@ -352,6 +404,20 @@ impl Telephony {
         Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
             .update(update)
             .build())
+    }
+
+    /// Gives back `seconds` of a reservation no call used (the dial failed).
+    pub async fn refund_minutes(&self, tenant: &TenantId, seconds: u32) {
+        let action = match self.count_minutes(tenant, -i64::from(seconds)) {
+            Ok(action) => action,
+            Err(e) => {
+                tracing::error!(error = %e, "reservation not given back");
+                return;
+            }
+        };
+        if let Err(e) = vocelio_shared::dynamo::commit(&self.app.db, vec![action]).await {
+            tracing::error!(error = %e, "reservation not given back");
+        }
     }
 }
 

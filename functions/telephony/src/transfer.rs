@@ -265,7 +265,11 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
             }
         })
         .filter(|n| n.starts_with('+'))
-        .or_else(|| tel.config.phone_number.clone())
+        .or_else(|| {
+            (!tel.config.subaccounts)
+                .then(|| tel.config.phone_number.clone())
+                .flatten()
+        })
         .unwrap_or_default();
     let query = [
         ("tenant", tenant.as_str()),
@@ -341,12 +345,13 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
                 transfer_id: Some(transfer.transfer_id.clone()),
                 agent_id: Some(agent_id),
             };
-            let action = store::put_agent_leg_owner(
-                &tel.app,
-                &leg.sid,
-                &owner,
-                tel.config.leg_check_seconds,
-            )?;
+            // First checked before the offer could lapse (a lost `answered` must not let
+            // it), then every LEG_CHECK_SECONDS while the leg lives.
+            let first_check = tel
+                .config
+                .leg_check_seconds
+                .min(u64::from(tel.config.agent_ring_seconds) + 5);
+            let action = store::put_agent_leg_owner(&tel.app, &leg.sid, &owner, first_check)?;
             let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, &agent_id_done)?;
             vocelio_shared::dynamo::commit(&tel.app.db, vec![action, done]).await?;
             Ok(())
@@ -362,7 +367,12 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
             tracing::warn!(error = %failure, transfer_id = %transfer.transfer_id, "agent leg refused by Twilio; declining the offer");
             let done = store::leg_done(&tel.app, tenant, &transfer.transfer_id, &agent_id_done)?;
             vocelio_shared::dynamo::commit(&tel.app.db, vec![done]).await?;
-            decline_now(&Engine::new(&tel.app, tenant), &transfer.transfer_id).await
+            decline_now(
+                &Engine::new(&tel.app, tenant),
+                &transfer.transfer_id,
+                &agent_id_done,
+            )
+            .await
         }
     }
 }
@@ -436,11 +446,22 @@ pub async fn on_agent_leg(
             | TwilioStatus::Failed
             | TwilioStatus::Canceled,
             TransferStatus::Assigned,
-        ) => decline_now(&engine, transfer_id).await,
+        ) => decline_now(&engine, transfer_id, agent_id).await,
         (TwilioStatus::Completed, TransferStatus::Connected) => engine
             .complete(&agent, transfer_id, Some("resolved".into()), None)
             .await
             .map(|_| ()),
+        // Completed while still offered: the agent answered and hung up and both earlier
+        // reports were lost (Twilio reports unanswered legs as busy or no-answer).
+        (TwilioStatus::Completed, TransferStatus::Assigned) => {
+            match engine.accept(&agent, transfer_id).await {
+                Ok(_) => engine
+                    .complete(&agent, transfer_id, Some("resolved".into()), None)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            }
+        }
         _ => Ok(()),
     };
     match outcome {
@@ -454,9 +475,9 @@ pub async fn on_agent_leg(
 
 /// Gives an offer back at once because the agent's leg was not answered: the next agent is
 /// offered now, not when the offer would have lapsed.
-async fn decline_now(engine: &Engine<'_>, transfer_id: &str) -> ApiResult<()> {
+async fn decline_now(engine: &Engine<'_>, transfer_id: &str, agent_id: &str) -> ApiResult<()> {
     match engine
-        .decline(None, transfer_id, Decline::NotAnswered)
+        .decline_offer(None, Some(agent_id), transfer_id, Decline::NotAnswered)
         .await
     {
         Ok(_) => Ok(()),
@@ -552,22 +573,38 @@ pub async fn after_dial(
     call_id: &str,
     kind: &str,
     dial_status: Option<&str>,
+    dial_seconds: Option<u64>,
 ) -> ApiResult<String> {
     let connected = matches!(dial_status, None | Some("completed" | "answered"));
     if kind == "cold" {
         Engine::new(&tel.app, tenant)
             .update_call_with(call_id, |current, now| {
-                if current.status.is_ended() || current.status != CallStatus::Transferring {
+                let mut next = current.clone();
+                let mut extra = Vec::new();
+                // The dialled leg's minutes: what it used, less what was reserved (once).
+                if let Some(leg) = next.carrier.as_mut()
+                    && let Some(reserved) = leg.transfer_reserved_seconds.take()
+                {
+                    let used = i64::try_from(dial_seconds.unwrap_or(0)).unwrap_or(0);
+                    let delta = used - i64::try_from(reserved).unwrap_or(0);
+                    if delta != 0 {
+                        extra.push(tel.count_minutes(tenant, delta)?);
+                    }
+                }
+                let moves =
+                    !current.status.is_ended() && current.status == CallStatus::Transferring;
+                if moves {
+                    next.status = if connected {
+                        CallStatus::Connected
+                    } else {
+                        CallStatus::Active
+                    };
+                }
+                if !moves && extra.is_empty() {
                     return Ok(None);
                 }
-                let mut next = current.clone();
-                next.status = if connected {
-                    CallStatus::Connected
-                } else {
-                    CallStatus::Active
-                };
                 next.updated_at = clock::rfc3339(now);
-                Ok(Some((next, Vec::new())))
+                Ok(Some((next, extra)))
             })
             .await?;
     }

@@ -340,6 +340,7 @@ async fn dial_action(
         call_id,
         kind,
         hook.param("DialCallStatus"),
+        hook.param("DialCallDuration").and_then(|d| d.parse().ok()),
     )
     .await?))
 }

@@ -574,11 +574,32 @@ impl<'a> Engine<'a> {
         transfer_id: &str,
         why: Decline,
     ) -> ApiResult<Transfer> {
+        self.decline_offer(user, None, transfer_id, why).await
+    }
+
+    /// [`Self::decline`] of the offer to `offered` only: when the transfer has moved on to
+    /// another agent meanwhile (a late report of an earlier agent's leg), nothing changes
+    /// (409 `invalid_transfer_state`).
+    pub async fn decline_offer(
+        &self,
+        user: Option<&AuthUser>,
+        offered: Option<&str>,
+        transfer_id: &str,
+        why: Decline,
+    ) -> ApiResult<Transfer> {
         let timed_out = why != Decline::Declined;
         for _ in 0..ATTEMPTS {
             let (transfer, version) = self.load(transfer_id).await?;
             if let Some(user) = user {
                 Self::may_act_on(user, &transfer)?;
+            }
+            if let Some(offered) = offered
+                && transfer.agent_id.as_deref() != Some(offered)
+            {
+                return Err(state_conflict(
+                    &transfer,
+                    "the transfer is no longer offered to that agent",
+                ));
             }
             if transfer.status != TransferStatus::Assigned {
                 return Err(state_conflict(

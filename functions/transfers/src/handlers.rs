@@ -155,6 +155,14 @@ fn apply_patch(
         next.call_sid = Some(sid.clone());
     }
     if let Some(status) = patch.status {
+        // A call our telephony carries ends at Twilio first (POST /api/calls/{id}/end):
+        // ending only its record would leave it live, uncounted and out of every view.
+        if call.carrier.is_some() && status.is_ended() {
+            return Err(ApiError::conflict(
+                "call_carried",
+                "this call is live at Twilio: end it with POST /api/calls/{call_id}/end",
+            ));
+        }
         if !call.status.may_become(status) {
             return Err(ApiError::Conflict {
                 code: "invalid_call_transition",

@@ -142,6 +142,18 @@ pub struct CarrierLeg {
     /// daily minutes (counted once: set in the same write as the count).
     #[serde(default)]
     pub counted_seconds: Option<u64>,
+    /// The seconds of the tenant's daily minutes reserved for this call when it was placed
+    /// (its `TimeLimit`); its end gives back what it did not use.
+    #[serde(default)]
+    pub reserved_seconds: Option<u64>,
+    /// The seconds reserved for a cold transfer's dialled leg, until its end gives back
+    /// what it did not use.
+    #[serde(default)]
+    pub transfer_reserved_seconds: Option<u64>,
+    /// The request that placed the call (a random nonce): a concurrent retry with the same
+    /// `Idempotency-Key` finds another nonce on the record and does not dial.
+    #[serde(default)]
+    pub attempt: Option<String>,
 }
 
 impl Call {

@@ -101,7 +101,7 @@ async fn agents_neither_dial_nor_control_calls_unless_allowed() {
         .await
         .expect(200);
     assert_eq!(policy.body["agents_may_dial"], json!(["ana"]));
-    assert_eq!(policy.body["allowed_country_codes"], json!([1]));
+    assert_eq!(policy.body["allowed_countries"], json!(["US"]));
     admin
         .put("/api/telephony/policy", json!({"agents_may_dial": ["a#b"]}))
         .await
@@ -109,7 +109,7 @@ async fn agents_neither_dial_nor_control_calls_unless_allowed() {
     admin
         .put(
             "/api/telephony/policy",
-            json!({"agents_may_dial": ["ana"], "allowed_country_codes": [44]}),
+            json!({"agents_may_dial": ["ana"], "allowed_countries": ["GB"]}),
         )
         .await
         .expect(422);
@@ -182,23 +182,28 @@ async fn caller_id_is_always_one_of_the_tenants_own_numbers() {
 
 #[tokio::test]
 async fn premium_rate_and_foreign_destinations_never_reach_twilio() {
-    let app = crate::helpers::spawn_app_with(&[("DIAL_ALLOWED_COUNTRY_CODES", "1,44")]).await;
+    let app = crate::helpers::spawn_app_with(&[("DIAL_ALLOWED_COUNTRIES", "US,GB")]).await;
     let admin = app.admin();
     own_number(&admin).await;
-    // The platform allows +1 and +44; this tenant narrows that to +1.
+    // The platform allows the US and the UK; this tenant narrows that to the US.
     admin
         .put(
             "/api/telephony/policy",
-            json!({"allowed_country_codes": [1]}),
+            json!({"allowed_countries": ["us"]}),
         )
         .await
         .expect(200);
     for (to, code) in [
         ("+19005550123", "destination_denied"),
-        ("+19765550123", "destination_denied"),
         ("+881612345678", "destination_denied"),
+        // +1 is not one country: Jamaica, the Dominican Republic, the Bahamas...
+        ("+18765551234", "destination_country_not_allowed"),
+        ("+18095551234", "destination_country_not_allowed"),
+        ("+12423221234", "destination_country_not_allowed"),
         ("+447400123456", "destination_country_not_allowed"),
         ("+33612345678", "destination_country_not_allowed"),
+        // North America's premium exchange, in any area code.
+        ("+14159760123", "destination_type_refused"),
     ] {
         let r = admin
             .post("/api/calls/make", json!({"to": to, "message": "Hi"}))
@@ -207,16 +212,25 @@ async fn premium_rate_and_foreign_destinations_never_reach_twilio() {
         assert_eq!(r.code(), code, "{to}");
         assert!(!dialled(&app, to), "{to}");
     }
+    // A number that is only possible, not valid anywhere, is not dialled either.
+    let r = admin
+        .post(
+            "/api/calls/make",
+            json!({"to": "+14150001234", "message": "Hi"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(r.fields(), vec!["to"]);
     // Allowed again, a UK premium-rate, shared-cost or personal number is still refused
     // by its kind.
     let view = admin
         .put(
             "/api/telephony/policy",
-            json!({"allowed_country_codes": [1, 44]}),
+            json!({"allowed_countries": ["US", "GB"]}),
         )
         .await
         .expect(200);
-    assert_eq!(view.body["allowed_country_codes"], json!([1, 44]));
+    assert_eq!(view.body["allowed_countries"], json!(["US", "GB"]));
     for to in ["+449098790000", "+448712345678", "+447012345678"] {
         let r = admin
             .post("/api/calls/make", json!({"to": to, "message": "Hi"}))
@@ -227,19 +241,121 @@ async fn premium_rate_and_foreign_destinations_never_reach_twilio() {
     }
     // A cold transfer is held to the same rules.
     let (_, call_id) = live_call(&app, 900).await;
-    let r = admin
-        .post(
-            &format!("/api/calls/{call_id}/transfer"),
-            json!({"transfer_to": "+1 900 555 0177"}),
-        )
-        .await
-        .expect(403);
-    assert_eq!(r.code(), "destination_denied");
-    assert!(!dialled(&app, "+19005550177"));
+    for (to, code) in [
+        ("+1 900 555 0177", "destination_denied"),
+        ("+1 876 555 0177", "destination_country_not_allowed"),
+    ] {
+        let r = admin
+            .post(
+                &format!("/api/calls/{call_id}/transfer"),
+                json!({"transfer_to": to}),
+            )
+            .await
+            .expect(403);
+        assert_eq!(r.code(), code);
+    }
+    assert!(!dialled(&app, "+19005550177") && !dialled(&app, "+18765550177"));
     admin
         .post(&format!("/api/calls/{call_id}/end"), json!({}))
         .await
         .expect(200);
+}
+
+#[tokio::test]
+async fn quotas_cap_live_calls_and_reserve_the_days_minutes() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("MAX_CONCURRENT_CALLS", "2"),
+        ("CALL_MINUTES_PER_DAY", "2"),
+        ("MAX_CALL_SECONDS", "60"),
+    ])
+    .await;
+    let admin = app.admin();
+    let (first_sid, first) = live_call(&app, 900).await;
+    let (_, second) = live_call(&app, 900).await;
+    // Two live calls: a third is refused before anything is spent.
+    let to = number_ending("7721");
+    let r = admin
+        .post("/api/calls/make", json!({"to": to, "message": "Hi"}))
+        .await
+        .expect(429);
+    assert_eq!(r.code(), "concurrent_calls");
+    assert!(r.headers.contains_key("retry-after"));
+    // Each live call reserved its time limit (60 s) of the day's 120 s.
+    let policy = admin.get("/api/telephony/policy").await.expect(200);
+    assert_eq!(
+        policy.body["usage"]["seconds_today"], 120,
+        "{}",
+        policy.body
+    );
+    assert_eq!(policy.body["limits"]["max_call_seconds"], 60);
+    // The first ends: what it did not use comes back, but less than a minute is left.
+    admin
+        .post(&format!("/api/calls/{first}/end"), json!({}))
+        .await
+        .expect(200);
+    let used = eventually(
+        Duration::from_secs(20),
+        "the first call's minutes",
+        || async {
+            let p = admin.get("/api/telephony/policy").await.body;
+            let s = p["usage"]["seconds_today"].as_u64().unwrap();
+            (s < 120).then_some(s)
+        },
+    )
+    .await;
+    let first_seconds = app.twilio.call(&first_sid).unwrap().duration.unwrap();
+    assert_eq!(used, 60 + first_seconds, "B's reservation + what A used");
+    let r = admin
+        .post("/api/calls/make", json!({"to": to, "message": "Hi"}))
+        .await
+        .expect(429);
+    assert_eq!(r.code(), "minutes_per_day");
+    assert!(!dialled(&app, &to));
+    admin
+        .post(&format!("/api/calls/{second}/end"), json!({}))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn calls_per_minute_are_counted_per_tenant() {
+    let app = crate::helpers::spawn_app_with(&[("CALLS_PER_MINUTE", "1")]).await;
+    let admin = app.admin();
+    own_number(&admin).await;
+    let minute = || time::OffsetDateTime::now_utc().minute();
+    for _ in 0..2 {
+        let started = minute();
+        admin
+            .post(
+                "/api/calls/make",
+                json!({"to": number_ending("7731"), "message": "Hi"}),
+            )
+            .await
+            .expect(201);
+        let to = number_ending("7732");
+        let r = admin
+            .post("/api/calls/make", json!({"to": to, "message": "Hi"}))
+            .await;
+        if minute() != started {
+            // The minute turned between the two: try again in the new one.
+            continue;
+        }
+        assert_eq!(r.status, 429, "{:?}", r.body);
+        assert_eq!(r.code(), "calls_per_minute");
+        assert!(!dialled(&app, &to));
+        // Another tenant is not affected.
+        let other = app.user_in(&new_tenant(), Role::Admin, "admin-x");
+        own_number(&other).await;
+        other
+            .post(
+                "/api/calls/make",
+                json!({"to": number_ending("7733"), "message": "Hi"}),
+            )
+            .await
+            .expect(201);
+        return;
+    }
+    panic!("two minute boundaries in a row");
 }
 
 #[tokio::test]
@@ -560,6 +676,20 @@ async fn numbers_are_searched_bought_mapped_and_released_by_their_tenant() {
         .post("/api/numbers/buy", json!({"phone_number": "call me"}))
         .await
         .expect(422);
+    // A number bought and never mapped is released at once.
+    let spare = list[1]["phone_number"].as_str().unwrap().to_owned();
+    let spare_sid = admin
+        .post("/api/numbers/buy", json!({"phone_number": spare}))
+        .await
+        .expect(201)
+        .body["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .delete(&format!("/api/numbers/{spare_sid}/release"))
+        .await
+        .expect(200);
     let unavailable = admin
         .post("/api/numbers/buy", json!({"phone_number": "+15125550002"}))
         .await
@@ -896,6 +1026,16 @@ async fn a_manager_cannot_borrow_a_call_sid_to_act_on_someone_elses_call() {
         .await
         .expect(409);
     assert_eq!(r.code(), "call_sid_managed");
+    // Nor is it ended by a PATCH of its record while it is live at Twilio.
+    let r = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/calls/{carried}"),
+            Some(json!({"status": "completed"})),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.code(), "call_carried");
     assert_eq!(
         status_of(&victim.admin(), &victim_sid).await["status"],
         "in-progress"
