@@ -251,7 +251,7 @@ pub(crate) async fn run(target: &Target<'_>, requests: usize) -> Result<(), Stri
         ms(ring)
     );
     policy_cost(target);
-    no_answer_to_next_offer(&http, target, &tenant, &token, &number).await
+    no_answer_to_next_offer(&http, target, &tenant, &token).await
 }
 
 /// Buys a number for the tenant through the API (search, then buy the first offered).
@@ -325,7 +325,6 @@ async fn no_answer_to_next_offer(
     target: &Target<'_>,
     tenant: &str,
     token: &str,
-    number: &str,
 ) -> Result<(), String> {
     let runs = 10;
     let call = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
@@ -368,13 +367,7 @@ async fn no_answer_to_next_offer(
     for phone in &away_phones {
         target.simulator.set_no_answer(phone);
     }
-    let flow = format!("{}/__sim/agent?seconds=600", target.simulator.base_url);
-    call(
-        reqwest::Method::POST,
-        "/admin/register-flow".into(),
-        Some(json!({"flow_id": "bench-desk", "phone_numbers": [number], "webhook_url": flow})),
-    )
-    .await?;
+    // The calls run the "bench" flow registered above (the AI stand-in keeps them live).
     let mut delays = Vec::with_capacity(runs);
     // The away agent's legs of earlier rounds.
     let mut seen = std::collections::HashSet::new();
@@ -392,11 +385,17 @@ async fn no_answer_to_next_offer(
         let (_, made) = call(
             reqwest::Method::POST,
             "/api/calls/make".into(),
-            Some(json!({"to": format!("+1415777{:04}", 1000 + i), "flow_id": "bench-desk"})),
+            Some(json!({"to": format!("+1415777{:04}", 1000 + i), "flow_id": "bench"})),
         )
         .await?;
-        let call_id = made["call_id"].as_str().ok_or("make")?.to_owned();
-        let sid = made["call_sid"].as_str().ok_or("make")?.to_owned();
+        let call_id = made["call_id"]
+            .as_str()
+            .ok_or_else(|| format!("make: {made}"))?
+            .to_owned();
+        let sid = made["call_sid"]
+            .as_str()
+            .ok_or_else(|| format!("make: {made}"))?
+            .to_owned();
         let started = Instant::now();
         while target.simulator.call(&sid).map(|c| c.status) != Some("in-progress".into()) {
             if started.elapsed() > Duration::from_secs(30) {

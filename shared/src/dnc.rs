@@ -108,21 +108,39 @@ pub async fn ensure_callable_for(
     e164: &str,
     contact_id: Option<&str>,
 ) -> ApiResult<()> {
-    let lists = lists_blocking(state, tenant, e164).await?;
+    // The registry, the number's contact and the named contact: independent reads, at once.
+    let named = async {
+        match contact_id {
+            Some(id) => contact_is_do_not_call(state, tenant, id).await,
+            None => Ok(false),
+        }
+    };
+    let (lists, owner, named) = tokio::join!(
+        lists_blocking(state, tenant, e164),
+        get_attribute(state, contact_phone_claim_key(tenant, e164), "contactId"),
+        named,
+    );
+    let lists = lists?;
     if !lists.is_empty() {
         return Err(refused(
             e164,
             format!("is on a do-not-call list ({})", lists.join(", ")),
         ));
     }
-    let owner = get_attribute(state, contact_phone_claim_key(tenant, e164), "contactId").await?;
-    for contact in owner.iter().map(String::as_str).chain(contact_id) {
-        if contact_is_do_not_call(state, tenant, contact).await? {
-            return Err(refused(
-                e164,
-                format!("belongs to contact {contact}, marked do-not-call"),
-            ));
-        }
+    if named? {
+        let contact = contact_id.unwrap_or_default();
+        return Err(refused(
+            e164,
+            format!("is for contact {contact}, marked do-not-call"),
+        ));
+    }
+    if let Some(contact) = owner?
+        && contact_is_do_not_call(state, tenant, &contact).await?
+    {
+        return Err(refused(
+            e164,
+            format!("belongs to contact {contact}, marked do-not-call"),
+        ));
     }
     Ok(())
 }

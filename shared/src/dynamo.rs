@@ -280,6 +280,7 @@ pub async fn commit(
                     code: "concurrent_update",
                     ..
                 }) => {
+                    tracing::debug!(attempt, "transaction conflict or throttling; retried");
                     tokio::time::sleep(commit_backoff(attempt)).await;
                 }
                 Err(other) => return Err(other),

@@ -90,6 +90,27 @@ pub struct StatusCallback {
     pub price_unit: Option<String>,
 }
 
+impl StatusCallback {
+    /// A report of `status` for `call_sid` of `account_sid` with nothing else known (what
+    /// the reconciler reads back from Twilio).
+    pub fn bare(call_sid: &str, account_sid: &str, status: CallStatus) -> Self {
+        Self {
+            call_sid: call_sid.to_owned(),
+            account_sid: account_sid.to_owned(),
+            status,
+            sequence_number: None,
+            timestamp: None,
+            call_duration_seconds: None,
+            from: None,
+            to: None,
+            direction: None,
+            parent_call_sid: None,
+            price: None,
+            price_unit: None,
+        }
+    }
+}
+
 /// Why a callback form was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackError {

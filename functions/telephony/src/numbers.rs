@@ -72,6 +72,11 @@ pub struct SearchQuery {
     pub limit: Option<u32>,
 }
 
+/// A query parameter's trimmed value, when it has one.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Numbers for sale, in the app's shape.
 pub async fn search(tel: &Telephony, tenant: &TenantId, query: SearchQuery) -> ApiResult<Value> {
     let mut errors = Vec::new();
@@ -88,11 +93,7 @@ pub async fn search(tel: &Telephony, tenant: &TenantId, query: SearchQuery) -> A
             "must be an ISO 3166 country code like US",
         ));
     }
-    let area_code = query
-        .area_code
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty());
+    let area_code = given(&query.area_code);
     if let Some(a) = area_code
         && (a.len() != 3 || !a.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -101,11 +102,7 @@ pub async fn search(tel: &Telephony, tenant: &TenantId, query: SearchQuery) -> A
             "must be three digits",
         ));
     }
-    let contains = query
-        .contains
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
+    let contains = given(&query.contains);
     if let Some(c) = contains
         && (c.len() < 2
             || c.len() > 16

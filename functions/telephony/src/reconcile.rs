@@ -137,20 +137,7 @@ async fn check(tel: &Telephony, sid: &str) -> ApiResult<bool> {
         }
         Err(e) => return Err(crate::service::twilio_error(e)),
     };
-    let report = StatusCallback {
-        call_sid: sid.to_owned(),
-        account_sid: client.account_sid().to_owned(),
-        status,
-        sequence_number: None,
-        timestamp: None,
-        call_duration_seconds: None,
-        from: None,
-        to: None,
-        direction: None,
-        parent_call_sid: None,
-        price: None,
-        price_unit: None,
-    };
+    let report = StatusCallback::bare(sid, client.account_sid(), status);
     let stale = match (status, transfer.status) {
         (TwilioStatus::InProgress, TransferStatus::Assigned) => true,
         (s, _) if s.is_final() => true,

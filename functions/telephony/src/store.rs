@@ -114,21 +114,24 @@ pub async fn sid_owner(state: &AppState, call_sid: &str) -> ApiResult<Option<Sid
         .transpose()
 }
 
-/// Records `owner` of `call_sid` (the same content every time: safe to repeat).
-pub fn put_sid_owner(
-    state: &AppState,
-    call_sid: &str,
-    owner: &SidOwner,
-) -> ApiResult<TransactWriteItem> {
-    let item = record_item(
+fn owner_item(call_sid: &str, owner: &SidOwner) -> ApiResult<Item> {
+    record_item(
         owner,
         vec![
             (keys::PK, keys::carrier_call_pk(call_sid)),
             (keys::SK, keys::OWNER_SK.to_owned()),
             (keys::ENTITY, "carrier_call".to_owned()),
         ],
-    )?;
-    put(state, item, None)
+    )
+}
+
+/// Records `owner` of `call_sid` (the same content every time: safe to repeat).
+pub fn put_sid_owner(
+    state: &AppState,
+    call_sid: &str,
+    owner: &SidOwner,
+) -> ApiResult<TransactWriteItem> {
+    put(state, owner_item(call_sid, owner)?, None)
 }
 
 /// Records `owner` of an agent's leg `call_sid`, with its reconciler check due in
@@ -139,14 +142,7 @@ pub fn put_agent_leg_owner(
     owner: &SidOwner,
     check_seconds: u64,
 ) -> ApiResult<TransactWriteItem> {
-    let mut item = record_item(
-        owner,
-        vec![
-            (keys::PK, keys::carrier_call_pk(call_sid)),
-            (keys::SK, keys::OWNER_SK.to_owned()),
-            (keys::ENTITY, "carrier_call".to_owned()),
-        ],
-    )?;
+    let mut item = owner_item(call_sid, owner)?;
     item.extend(crate::reconcile::check_attributes(check_seconds, call_sid));
     put(state, item, None)
 }

@@ -254,23 +254,7 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
         // An agent reached at a phone number is a number dialled like any other.
         vocelio_shared::dnc::ensure_callable(&tel.app, tenant, &target).await?;
     }
-    let from = call
-        .carrier
-        .as_ref()
-        .map(|l| {
-            if l.direction == "inbound" {
-                l.to.clone()
-            } else {
-                l.from.clone()
-            }
-        })
-        .filter(|n| n.starts_with('+'))
-        .or_else(|| {
-            (!tel.config.subaccounts)
-                .then(|| tel.config.phone_number.clone())
-                .flatten()
-        })
-        .unwrap_or_default();
+    let from = calls::our_number(tel, &call).unwrap_or_default();
     let query = [
         ("tenant", tenant.as_str()),
         ("call_id", call.call_id.as_str()),

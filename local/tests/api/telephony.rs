@@ -95,6 +95,18 @@ pub(crate) async fn wait_status(session: &Session<'_>, id: &str, want: &str) -> 
     .await
 }
 
+/// Waits (20 s at most) until transfer `transfer_id` is `status`; returns it.
+pub(crate) async fn wait_transfer(session: &Session<'_>, transfer_id: &str, status: &str) -> Value {
+    eventually(Duration::from_secs(20), status, || async {
+        let t = session
+            .get(&format!("/api/transfers/{transfer_id}"))
+            .await
+            .body;
+        (t["transfer"]["status"] == status).then_some(t)
+    })
+    .await
+}
+
 /// Registers a flow answering `number` with the AI stand-in.
 pub(crate) async fn register_flow(app: &TestApp, flow_id: &str, number: &str, seconds: u32) {
     app.admin()

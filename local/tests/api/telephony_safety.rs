@@ -11,6 +11,7 @@ use vocelio_shared::Role;
 use crate::helpers::{TestApp, events_of, id_of, new_tenant, spawn_app, stand};
 use crate::telephony::{
     eventually, live_call, number_ending, own_number, register_flow, status_of, wait_status,
+    wait_transfer,
 };
 
 /// The Twilio subaccount the simulator holds for `tenant` (created on its first telephony
@@ -38,6 +39,28 @@ async fn agent_leg(app: &TestApp, transfer_id: &str) -> twilio_sim::CallSnapshot
         },
     )
     .await
+}
+
+/// The `client:` address of `agent_id`'s softphone (their tenant-scoped identity).
+async fn softphone_of(app: &TestApp, agent_id: &str) -> String {
+    let identity = app
+        .agent(agent_id)
+        .get("/api/telephony/identity")
+        .await
+        .expect(200);
+    format!("client:{}", identity.body["identity"].as_str().unwrap())
+}
+
+/// Transfers live call `call_id` to department `department`; returns the transfer id.
+async fn raise(session: &crate::helpers::Session<'_>, call_id: &str, department: &str) -> String {
+    let raised = session
+        .post(
+            &format!("/api/calls/{call_id}/transfer"),
+            json!({"transfer_to": department}),
+        )
+        .await
+        .expect(201);
+    raised.body["transfer_id"].as_str().unwrap().to_owned()
 }
 
 /// Whether the simulator ever saw a call to `to`.
@@ -551,12 +574,7 @@ async fn two_tenants_with_an_agent_called_ana_ring_only_their_own() {
         app.supervisor()
             .available_agent("ana", "Sales", &[], &["en"])
             .await;
-        let id = app
-            .agent("ana")
-            .get("/api/telephony/identity")
-            .await
-            .expect(200);
-        softphones.push(format!("client:{}", id.body["identity"].as_str().unwrap()));
+        softphones.push(softphone_of(app, "ana").await);
     }
     assert_ne!(softphones[0], softphones[1]);
     assert!(!softphones[0].contains("ana"));
@@ -773,26 +791,8 @@ async fn an_agent_answering_as_the_caller_joins_is_connected_every_time() {
         let sid = made.body["call_sid"].as_str().unwrap().to_owned();
         let call_id = made.body["call_id"].as_str().unwrap().to_owned();
         wait_status(&admin, &sid, "in-progress").await;
-        let raised = admin
-            .post(
-                &format!("/api/calls/{call_id}/transfer"),
-                json!({"transfer_to": "Care"}),
-            )
-            .await
-            .expect(201);
-        let transfer_id = raised.body["transfer_id"].as_str().unwrap().to_owned();
-        eventually(
-            Duration::from_secs(20),
-            &format!("round {round} connected"),
-            || async {
-                let t = admin
-                    .get(&format!("/api/transfers/{transfer_id}"))
-                    .await
-                    .body;
-                (t["transfer"]["status"] == "connected").then_some(())
-            },
-        )
-        .await;
+        let transfer_id = raise(&admin, &call_id, "Care").await;
+        wait_transfer(&admin, &transfer_id, "connected").await;
         // Ana hangs up: the transfer completes and she is free for the next round.
         let leg = agent_leg(&app, &transfer_id).await;
         assert!(app.twilio.hangup(&leg.sid), "round {round}: {leg:?}");
@@ -832,12 +832,7 @@ async fn an_unanswered_agent_leg_offers_the_next_agent_within_seconds() {
     admin.create_department("Help", "+1555-HELPS-01").await;
     let sup = app.supervisor();
     sup.available_agent("away", "Help", &[], &["en"]).await;
-    let away = app
-        .agent("away")
-        .get("/api/telephony/identity")
-        .await
-        .expect(200);
-    let away_phone = format!("client:{}", away.body["identity"].as_str().unwrap());
+    let away_phone = softphone_of(&app, "away").await;
     // Her softphone is not registered: Twilio rings it until it gives up (no-answer).
     app.twilio.set_no_answer(&away_phone);
     let (_, call_id) = live_call(&app, 900).await;
@@ -908,14 +903,7 @@ async fn a_four_thousand_character_context_still_connects_the_agent() {
         .await
         .expect(201);
     let transfer_id = raised.body["transfer_id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(20), "connected", || async {
-        let t = admin
-            .get(&format!("/api/transfers/{transfer_id}"))
-            .await
-            .body;
-        (t["transfer"]["status"] == "connected").then_some(())
-    })
-    .await;
+    wait_transfer(&admin, &transfer_id, "connected").await;
     let leg = agent_leg(&app, &transfer_id).await;
     // The agent heard a bounded summary, escaped like any text.
     let whisper = &leg.verbs[0];
@@ -941,26 +929,8 @@ async fn a_twilio_failure_on_the_first_dial_of_an_agent_is_retried() {
     // The next two requests in this tenant's account fail as Twilio fails on a bad day.
     app.twilio
         .fail_next_for(&account.sid, 503, 20503, "Service unavailable", 2);
-    let raised = admin
-        .post(
-            &format!("/api/calls/{call_id}/transfer"),
-            json!({"transfer_to": "Retry"}),
-        )
-        .await
-        .expect(201);
-    let transfer_id = raised.body["transfer_id"].as_str().unwrap().to_owned();
-    eventually(
-        Duration::from_secs(30),
-        "connected after retries",
-        || async {
-            let t = admin
-                .get(&format!("/api/transfers/{transfer_id}"))
-                .await
-                .body;
-            (t["transfer"]["status"] == "connected").then_some(())
-        },
-    )
-    .await;
+    let transfer_id = raise(&admin, &call_id, "Retry").await;
+    wait_transfer(&admin, &transfer_id, "connected").await;
     // One agent leg, not two.
     let legs = app
         .twilio
@@ -1056,36 +1026,13 @@ async fn an_agents_lost_reports_are_recovered_from_twilio() {
     app.supervisor()
         .available_agent("ana", "Lost", &[], &["en"])
         .await;
-    let identity = app
-        .agent("ana")
-        .get("/api/telephony/identity")
-        .await
-        .expect(200);
-    let softphone = format!("client:{}", identity.body["identity"].as_str().unwrap());
+    let softphone = softphone_of(&app, "ana").await;
     // Every status report of Ana's legs is lost (our webhook was down; Twilio never retries).
     app.twilio.lose_status_callbacks(&softphone);
     let (_, call_id) = live_call(&app, 900).await;
-    let raised = admin
-        .post(
-            &format!("/api/calls/{call_id}/transfer"),
-            json!({"transfer_to": "Lost"}),
-        )
-        .await
-        .expect(201);
-    let transfer_id = raised.body["transfer_id"].as_str().unwrap().to_owned();
+    let transfer_id = raise(&admin, &call_id, "Lost").await;
     // She answered: the reconciler reads it from Twilio and the offer is accepted.
-    eventually(
-        Duration::from_secs(20),
-        "accepted from Twilio's state",
-        || async {
-            let t = admin
-                .get(&format!("/api/transfers/{transfer_id}"))
-                .await
-                .body;
-            (t["transfer"]["status"] == "connected").then_some(())
-        },
-    )
-    .await;
+    wait_transfer(&admin, &transfer_id, "connected").await;
     let leg = agent_leg(&app, &transfer_id).await;
     assert!(
         !app.twilio.callbacks().iter().any(|c| c.kind == "status"
@@ -1096,18 +1043,7 @@ async fn an_agents_lost_reports_are_recovered_from_twilio() {
     );
     // She hangs up: completed from Twilio's state, and she is free again.
     assert!(app.twilio.hangup(&leg.sid));
-    eventually(
-        Duration::from_secs(20),
-        "completed from Twilio's state",
-        || async {
-            let t = admin
-                .get(&format!("/api/transfers/{transfer_id}"))
-                .await
-                .body;
-            (t["transfer"]["status"] == "completed").then_some(())
-        },
-    )
-    .await;
+    wait_transfer(&admin, &transfer_id, "completed").await;
     eventually(Duration::from_secs(10), "ana available", || async {
         let a = admin.get("/api/agents/ana").await.body;
         (a["agent"]["status"] == "available").then_some(())
