@@ -313,7 +313,7 @@ fn policy_cost(target: &Target<'_>) {
     }
     let each = started.elapsed() / rounds as u32;
     println!(
-        "  dialling rules (our own time, no I/O)           {} µs per number ({refused} of {rounds} refused)",
+        "  dialling rules (our own time, no I/O)           {:.1} µs per number ({refused} of {rounds} refused)",
         each.as_secs_f64() * 1e6
     );
 }

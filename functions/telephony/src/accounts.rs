@@ -247,7 +247,7 @@ impl Telephony {
             &AccountIndex {
                 tenant_id: tenant.as_str().to_owned(),
                 account_sid: sid.clone(),
-                sealed_token: keys.seal(&context("", &sid), &token),
+                sealed_token: keys.seal(&context(tenant.as_str(), &sid), &token),
             },
             vec![
                 (keys::PK, keys::carrier_account_pk(&sid)),
@@ -303,9 +303,11 @@ impl Telephony {
             return Ok(None);
         };
         let index: AccountIndex = from_record(item)?;
+        // Sealed for this tenant and SID: an index item pointing a SID at another tenant
+        // does not open.
         let token = self
             .keys()?
-            .open(&context("", account_sid), &index.sealed_token)
+            .open(&context(&index.tenant_id, account_sid), &index.sealed_token)
             .map_err(|e| ApiError::internal(format!("account index token: {e}")))?;
         let tenant = TenantId::parse(&index.tenant_id)
             .map_err(|_| ApiError::internal("bad tenant on an account"))?;

@@ -240,6 +240,17 @@ async fn dial_agent(tel: &Telephony, tenant: &TenantId, transfer: &Transfer) -> 
     let Some(call) = live_call(tel, tenant, transfer).await? else {
         return Ok(());
     };
+    // The event may be old (a retried batch): dial only an offer that still stands.
+    let still_offered = Engine::new(&tel.app, tenant)
+        .store
+        .transfer(&transfer.transfer_id)
+        .await?
+        .is_some_and(|(t, _)| {
+            t.status == TransferStatus::Assigned && t.agent_id.as_deref() == Some(agent_id.as_str())
+        });
+    if !still_offered {
+        return Ok(());
+    }
     if store::mark_leg(&tel.app, tenant, &transfer.transfer_id, &agent_id).await? == LegMark::Done {
         return Ok(());
     }
