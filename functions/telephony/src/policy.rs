@@ -271,94 +271,58 @@ impl Telephony {
     /// Takes one call from the tenant's quotas, before dialling: 429 `concurrent_calls`,
     /// `calls_per_minute` or `minutes_per_day` when one is used up. Returns the seconds
     /// reserved from the day's budget — the call's `TimeLimit` — which the call's end gives
-    /// back in part ([`Telephony::count_minutes`] with the difference).
+    /// back in part ([`Telephony::count_minutes`] with the difference). Two round trips:
+    /// the live calls and the day's use read at once, then one transaction that counts the
+    /// call in its minute and reserves its time, each under its own condition.
     pub async fn reserve_call(&self, tenant: &TenantId) -> ApiResult<u32> {
-        let limits = &self.config.limits;
-        let now = clock::now();
-        // Outbound calls we carry that are live (one that outlived any possible TimeLimit
-        // lost its final report and no longer counts).
-        let oldest =
-            clock::rfc3339(now - time::Duration::seconds(i64::from(limits.max_call_seconds) + 300));
-        let live = transfers::engine::Engine::new(&self.app, tenant)
-            .store
-            .active_calls()
-            .await?
-            .iter()
-            .filter(|c| {
-                c.direction == transfers::model::Direction::Outbound
-                    && c.carrier.is_some()
-                    && c.start_time >= oldest
-            })
-            .count();
-        if live >= limits.concurrent_calls as usize {
-            return Err(ApiError::Limited {
-                code: "concurrent_calls",
-                message: format!(
-                    "the tenant already has {live} outbound calls live (at most {})",
-                    limits.concurrent_calls
-                ),
-                retry_after_seconds: Some(10),
-            });
-        }
-        let minute = format!("RATE#{}", &clock::rfc3339(now)[..16]);
-        let counted = self
-            .app
-            .db
-            .update_item()
-            .table_name(self.app.table())
-            .key(keys::PK, s(keys::telephony_pk(tenant)))
-            .key(keys::SK, s(minute))
-            .update_expression("ADD calls :one SET expires_at = :ttl")
-            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limits.calls_per_minute))
-            .expression_attribute_values(":ttl", n(now.unix_timestamp() + 120))
-            .send()
-            .await;
-        match counted {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Err(ApiError::Limited {
-                    code: "calls_per_minute",
-                    message: format!(
-                        "the tenant may start at most {} calls per minute",
-                        limits.calls_per_minute
-                    ),
-                    retry_after_seconds: Some(60 - u64::from(now.second())),
-                });
-            }
-            Err(e) => return Err(sdk_error(e)),
-        }
-        self.reserve_minutes(tenant).await
-    }
-
-    /// Reserves the next call's `TimeLimit` from the day's budget (one conditional update;
-    /// a race lost to another call reads again).
-    async fn reserve_minutes(&self, tenant: &TenantId) -> ApiResult<u32> {
         let limits = &self.config.limits;
         let budget = u64::from(limits.minutes_per_day) * 60;
         for _ in 0..5 {
             let now = clock::now();
-            let used = self.minutes_used_today(tenant).await?;
-            let left = budget.saturating_sub(used);
-            if left < 60 {
+            // Outbound calls we carry that are live (one that outlived any possible
+            // TimeLimit lost its final report and no longer counts).
+            let oldest = clock::rfc3339(
+                now - time::Duration::seconds(i64::from(limits.max_call_seconds) + 300),
+            );
+            let engine = transfers::engine::Engine::new(&self.app, tenant);
+            let (active, used) =
+                tokio::join!(engine.store.active_calls(), self.minutes_used_today(tenant));
+            let live = active?
+                .iter()
+                .filter(|c| {
+                    c.direction == transfers::model::Direction::Outbound
+                        && c.carrier.is_some()
+                        && c.start_time >= oldest
+                })
+                .count();
+            if live >= limits.concurrent_calls as usize {
                 return Err(ApiError::Limited {
-                    code: "minutes_per_day",
+                    code: "concurrent_calls",
                     message: format!(
-                        "the tenant's {} outbound minutes for today (UTC) are used or reserved by live calls",
-                        limits.minutes_per_day
+                        "the tenant already has {live} outbound calls live (at most {})",
+                        limits.concurrent_calls
                     ),
-                    retry_after_seconds: Some(seconds_to_midnight(now)),
+                    retry_after_seconds: Some(10),
                 });
             }
+            let left = budget.saturating_sub(used?);
+            if left < 60 {
+                return Err(minutes_used_up(limits.minutes_per_day, now));
+            }
             let reserve = left.min(u64::from(limits.max_call_seconds));
-            let reserved = self
-                .app
-                .db
-                .update_item()
+            let ttl = now.unix_timestamp();
+            let per_minute = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(self.app.table())
+                .key(keys::PK, s(keys::telephony_pk(tenant)))
+                .key(keys::SK, s(format!("RATE#{}", &clock::rfc3339(now)[..16])))
+                .update_expression("ADD calls :one SET expires_at = :ttl")
+                .condition_expression("attribute_not_exists(calls) OR calls < :limit")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(limits.calls_per_minute))
+                .expression_attribute_values(":ttl", n(ttl + 120))
+                .build()
+                .map_err(ApiError::internal)?;
+            let day = aws_sdk_dynamodb::types::Update::builder()
                 .table_name(self.app.table())
                 .key(keys::PK, s(keys::telephony_pk(tenant)))
                 .key(keys::SK, s(day_sk(now)))
@@ -366,15 +330,33 @@ impl Telephony {
                 .condition_expression("attribute_not_exists(seconds) OR seconds <= :most")
                 .expression_attribute_values(":r", n(reserve))
                 .expression_attribute_values(":most", n(budget - reserve))
-                .expression_attribute_values(":ttl", n(now.unix_timestamp() + 3 * 86_400))
-                .send()
-                .await;
-            match reserved {
-                Ok(_) => return Ok(u32::try_from(reserve).unwrap_or(limits.max_call_seconds)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(sdk_error(e)),
+                .expression_attribute_values(":ttl", n(ttl + 3 * 86_400))
+                .build()
+                .map_err(ApiError::internal)?;
+            let actions = vec![
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .update(per_minute)
+                    .build(),
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .update(day)
+                    .build(),
+            ];
+            match vocelio_shared::dynamo::commit(&self.app.db, actions).await? {
+                None => {
+                    return Ok(u32::try_from(reserve).unwrap_or(limits.max_call_seconds));
+                }
+                Some(cancelled) if cancelled.condition_failed(0) => {
+                    return Err(ApiError::Limited {
+                        code: "calls_per_minute",
+                        message: format!(
+                            "the tenant may start at most {} calls per minute",
+                            limits.calls_per_minute
+                        ),
+                        retry_after_seconds: Some(60 - u64::from(now.second())),
+                    });
+                }
+                // Another call reserved first: read the day again.
+                Some(_) => {}
             }
         }
         Err(ApiError::Limited {
@@ -418,6 +400,16 @@ impl Telephony {
         if let Err(e) = vocelio_shared::dynamo::commit(&self.app.db, vec![action]).await {
             tracing::error!(error = %e, "reservation not given back");
         }
+    }
+}
+
+fn minutes_used_up(minutes_per_day: u32, now: time::OffsetDateTime) -> ApiError {
+    ApiError::Limited {
+        code: "minutes_per_day",
+        message: format!(
+            "the tenant's {minutes_per_day} outbound minutes for today (UTC) are used or reserved by live calls"
+        ),
+        retry_after_seconds: Some(seconds_to_midnight(now)),
     }
 }
 
