@@ -213,8 +213,19 @@ pub fn local_telephony(
 /// owner-only permissions. On AWS it comes from Secrets Manager.
 pub fn local_secrets_key() -> Result<String, String> {
     let path = crate::standins::install_dir().join("telephony-secrets.key");
-    if let Ok(key) = std::fs::read_to_string(&path) {
-        return Ok(key.trim().to_owned());
+    let read = || {
+        // A file another process has just created may not hold its key yet.
+        for _ in 0..100 {
+            match std::fs::read_to_string(&path) {
+                Ok(key) if !key.trim().is_empty() => return Some(key.trim().to_owned()),
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    if let Some(key) = read() {
+        return Ok(key);
     }
     let key = telephony::seal::Keys::generate_master();
     if let Some(dir) = path.parent() {
@@ -234,9 +245,7 @@ pub fn local_secrets_key() -> Result<String, String> {
             Ok(key)
         }
         // Another process made it first: use theirs.
-        Err(_) => std::fs::read_to_string(&path)
-            .map(|k| k.trim().to_owned())
-            .map_err(|e| e.to_string()),
+        Err(_) => read().ok_or_else(|| format!("{} holds no key", path.display())),
     }
 }
 
