@@ -75,6 +75,9 @@ pub struct DialLimits {
     pub concurrent_calls: u32,
     /// `CALL_MINUTES_PER_DAY` (default 600): outbound minutes a tenant may use per UTC day.
     pub minutes_per_day: u32,
+    /// `MAX_NUMBERS_PER_TENANT` (default 100): numbers a tenant may own (each one is a
+    /// monthly charge at Twilio).
+    pub numbers_per_tenant: u32,
     /// `MAX_CALL_SECONDS` (default 3,600): the longest an outbound call may last (Twilio's
     /// `TimeLimit`); that much of the day's minutes is reserved when the call starts and
     /// what it did not use is given back when it ends.
@@ -134,6 +137,7 @@ impl DialLimits {
             concurrent_calls: number(source, "MAX_CONCURRENT_CALLS", 10, (1, 100_000))?,
             minutes_per_day: number(source, "CALL_MINUTES_PER_DAY", 600, (1, 10_000_000))?,
             max_call_seconds: number(source, "MAX_CALL_SECONDS", 3_600, (60, 86_400))?,
+            numbers_per_tenant: number(source, "MAX_NUMBERS_PER_TENANT", 100, (1, 100_000))?,
         })
     }
 }

@@ -222,6 +222,15 @@ pub async fn buy(tel: &Telephony, user: &AuthUser, body: BuyBody) -> ApiResult<V
             );
         }
     }
+    let most = tel.config.limits.numbers_per_tenant;
+    if list(tel, tenant).await?.len() >= most as usize {
+        return Err(ApiError::Refused {
+            code: "number_limit",
+            message: format!(
+                "this account owns {most} numbers, the most it may; release one first"
+            ),
+        });
+    }
     let client = tel.client_for(tenant).await?;
     let order = BuyNumber {
         phone_number: e164.clone(),

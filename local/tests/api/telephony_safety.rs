@@ -1050,3 +1050,24 @@ async fn an_agents_lost_reports_are_recovered_from_twilio() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_tenant_owns_at_most_its_share_of_numbers() {
+    let app = crate::helpers::spawn_app_with(&[("MAX_NUMBERS_PER_TENANT", "1")]).await;
+    let admin = app.admin();
+    own_number(&admin).await;
+    let found = admin
+        .get("/api/numbers/search?country=US&area_code=617")
+        .await
+        .expect(200);
+    let next = found.body["available_numbers"][0]["phone_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = admin
+        .post("/api/numbers/buy", json!({"phone_number": next}))
+        .await
+        .expect(403);
+    assert_eq!(r.code(), "number_limit");
+    assert!(!app.twilio.numbers().iter().any(|n| n.phone_number == next));
+}
