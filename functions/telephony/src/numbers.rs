@@ -479,32 +479,13 @@ pub fn claim_for_flow(
     e164: &str,
     flow_id: &str,
 ) -> ApiResult<[TransactWriteItem; 2]> {
-    let owner = Update::builder()
-        .table_name(tel.app.table())
-        .key(keys::PK, s(keys::phone_number_pk(e164)))
-        .key(keys::SK, s(keys::OWNER_SK))
-        .update_expression("SET flow_id = :flow")
-        .condition_expression(
-            "tenant_id = :tenant AND attribute_not_exists(releasing) AND (attribute_not_exists(flow_id) OR flow_id = :flow OR attribute_type(flow_id, :null))",
-        )
-        .expression_attribute_values(":flow", s(flow_id))
-        .expression_attribute_values(":tenant", s(tenant.as_str()))
-        .expression_attribute_values(":null", s("NULL"))
-        .build()
-        .map_err(ApiError::internal)?;
-    let listed = Update::builder()
-        .table_name(tel.app.table())
-        .key(keys::PK, s(keys::tenant_numbers_pk(tenant)))
-        .key(keys::SK, s(keys::tenant_number_sk(e164)))
-        .update_expression("SET flow_id = :flow")
-        .condition_expression("attribute_exists(PK)")
-        .expression_attribute_values(":flow", s(flow_id))
-        .build()
-        .map_err(ApiError::internal)?;
-    Ok([
-        TransactWriteItem::builder().update(owner).build(),
-        TransactWriteItem::builder().update(listed).build(),
-    ])
+    flow_mapping(
+        tel,
+        tenant,
+        e164,
+        Some(flow_id),
+        "tenant_id = :tenant AND attribute_not_exists(releasing) AND (attribute_not_exists(flow_id) OR flow_id = :flow OR attribute_type(flow_id, :null))",
+    )
 }
 
 /// The un-claim of a number by its flow (the tenant keeps owning it).
@@ -513,25 +494,50 @@ pub fn unclaim(
     tenant: &TenantId,
     e164: &str,
 ) -> ApiResult<[TransactWriteItem; 2]> {
-    let owner = Update::builder()
+    flow_mapping(tel, tenant, e164, None, "tenant_id = :tenant")
+}
+
+/// The two writes that set (or, with `None`, remove) the flow answering `e164`: on the
+/// number's owner item under `owner_condition`, and on the tenant's list item, which must
+/// exist (a conditional update never creates an item).
+fn flow_mapping(
+    tel: &Telephony,
+    tenant: &TenantId,
+    e164: &str,
+    flow_id: Option<&str>,
+    owner_condition: &str,
+) -> ApiResult<[TransactWriteItem; 2]> {
+    let expression = if flow_id.is_some() {
+        "SET flow_id = :flow"
+    } else {
+        "REMOVE flow_id"
+    };
+    let flow = flow_id.map(s);
+    let mut owner = Update::builder()
         .table_name(tel.app.table())
         .key(keys::PK, s(keys::phone_number_pk(e164)))
         .key(keys::SK, s(keys::OWNER_SK))
-        .update_expression("REMOVE flow_id")
-        .condition_expression("tenant_id = :tenant")
-        .expression_attribute_values(":tenant", s(tenant.as_str()))
-        .build()
-        .map_err(ApiError::internal)?;
-    let listed = Update::builder()
+        .update_expression(expression)
+        .condition_expression(owner_condition)
+        .expression_attribute_values(":tenant", s(tenant.as_str()));
+    let mut listed = Update::builder()
         .table_name(tel.app.table())
         .key(keys::PK, s(keys::tenant_numbers_pk(tenant)))
         .key(keys::SK, s(keys::tenant_number_sk(e164)))
-        .update_expression("REMOVE flow_id")
-        .condition_expression("attribute_exists(PK)")
-        .build()
-        .map_err(ApiError::internal)?;
+        .update_expression(expression)
+        .condition_expression("attribute_exists(PK)");
+    if let Some(flow) = flow {
+        owner = owner
+            .expression_attribute_values(":flow", flow.clone())
+            .expression_attribute_values(":null", s("NULL"));
+        listed = listed.expression_attribute_values(":flow", flow);
+    }
     Ok([
-        TransactWriteItem::builder().update(owner).build(),
-        TransactWriteItem::builder().update(listed).build(),
+        TransactWriteItem::builder()
+            .update(owner.build().map_err(ApiError::internal)?)
+            .build(),
+        TransactWriteItem::builder()
+            .update(listed.build().map_err(ApiError::internal)?)
+            .build(),
     ])
 }

@@ -19,9 +19,9 @@ pub struct Telephony {
     pub config: Arc<TelephonyConfig>,
     client: Option<TwilioClient>,
     tts: Option<tts::Tts>,
-    /// Tenants' Twilio accounts seen by this instance (tenant → account), so a warm
-    /// function reads and opens each one once.
-    accounts: Arc<Mutex<HashMap<String, crate::accounts::TenantAccount>>>,
+    /// Tenants' Twilio accounts seen by this instance, so a warm function reads and opens
+    /// each one once.
+    accounts: Arc<Mutex<AccountCache>>,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -30,6 +30,13 @@ impl std::fmt::Debug for Telephony {
             .field("twilio", &self.client)
             .finish_non_exhaustive()
     }
+}
+
+/// Tenant → account, and account SID → tenant (what a webhook looks up).
+#[derive(Default)]
+struct AccountCache {
+    by_tenant: HashMap<String, crate::accounts::TenantAccount>,
+    by_sid: HashMap<String, String>,
 }
 
 /// 503 naming what is missing.
@@ -78,7 +85,7 @@ impl Telephony {
         self.accounts
             .lock()
             .ok()
-            .and_then(|m| m.get(tenant.as_str()).cloned())
+            .and_then(|m| m.by_tenant.get(tenant.as_str()).cloned())
     }
 
     pub(crate) fn cache_account(
@@ -87,23 +94,24 @@ impl Telephony {
         account: &crate::accounts::TenantAccount,
     ) {
         if let Ok(mut m) = self.accounts.lock() {
-            if m.len() > 10_000 {
-                m.clear();
+            if m.by_tenant.len() > 10_000 {
+                *m = AccountCache::default();
             }
-            m.insert(tenant.as_str().to_owned(), account.clone());
+            m.by_sid
+                .insert(account.sid.clone(), tenant.as_str().to_owned());
+            m.by_tenant
+                .insert(tenant.as_str().to_owned(), account.clone());
         }
     }
 
     pub(crate) fn cached_owner(&self, account_sid: &str) -> Option<crate::accounts::AccountOwner> {
         let m = self.accounts.lock().ok()?;
-        m.iter()
-            .find(|(_, a)| a.sid == account_sid)
-            .and_then(|(tenant, a)| {
-                Some(crate::accounts::AccountOwner {
-                    tenant: Some(vocelio_shared::ids::TenantId::parse(tenant).ok()?),
-                    token: a.token().to_owned(),
-                })
-            })
+        let tenant = m.by_sid.get(account_sid)?;
+        let account = m.by_tenant.get(tenant)?;
+        Some(crate::accounts::AccountOwner {
+            tenant: Some(vocelio_shared::ids::TenantId::parse(tenant).ok()?),
+            token: account.token().to_owned(),
+        })
     }
 
     /// The derived keys (callback signatures, client identities, sealed tokens).
