@@ -8,7 +8,8 @@ use crate::gateway::LocalGateway;
 use vocelio_shared::http::{finish, health_routes_for};
 
 /// The functions served by the local stack: `(name, version)`.
-pub const SERVICES: [(&str, &str); 7] = [
+pub const SERVICES: [(&str, &str); 8] = [
+    (accounts::SERVICE, env!("CARGO_PKG_VERSION")),
     (departments::SERVICE, env!("CARGO_PKG_VERSION")),
     (agents::SERVICE, env!("CARGO_PKG_VERSION")),
     (transfers::SERVICE, env!("CARGO_PKG_VERSION")),
@@ -26,8 +27,11 @@ pub fn app(
     tts: tts::Tts,
     telephony: telephony::Telephony,
     contacts: contacts::Contacts,
+    accounts: accounts::Accounts,
 ) -> Router {
-    let routes = departments::routes()
+    let outbox = accounts.mailer.clone();
+    let routes = accounts::routes(accounts)
+        .merge(departments::routes())
         .merge(agents::routes())
         .merge(transfers::routes())
         .merge(realtime::routes())
@@ -36,7 +40,15 @@ pub fn app(
         .merge(telephony::webhook_routes(telephony))
         .merge(contacts::routes(contacts))
         .merge(health_routes_for("/health", &SERVICES));
-    finish(routes, state).merge(gateway.routes())
+    // The local stand-in for delivered email: what the accounts function sent.
+    let outbox = Router::new().route(
+        "/__local/outbox",
+        axum::routing::get(move || {
+            let outbox = outbox.clone();
+            async move { axum::Json(serde_json::json!({ "emails": outbox.outbox() })) }
+        }),
+    );
+    finish(routes, state).merge(gateway.routes()).merge(outbox)
 }
 
 /// Follows the core table's stream and runs the realtime fan-out and the telephony

@@ -96,9 +96,18 @@ pub async fn run(
         "http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    let config = stack::local_config(&base).map_err(|e| e.to_string())?;
+    // A key of its own (not a `local-` one): the Lambda binaries it starts refuse those.
+    let bench_keys = vocelio_shared::jwt::SigningKeys::generate("bench-1").map_err(|e| e.to_string())?;
+    let jwks = bench_keys.jwks().to_string();
+    let config = stack::local_config_with(&base, &|name: &str| {
+        if name == "JWT_PUBLIC_KEYS" {
+            return Some(jwks.clone());
+        }
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+    .map_err(|e| e.to_string())?;
     let core = config.table_name.clone();
-    let secret = config.jwt_secret.expose().to_owned();
+    let secret = bench_keys.to_json();
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
     let (fakes, _fake_tasks) = stack::start_speech_fakes().await?;
@@ -139,6 +148,7 @@ pub async fn run(
         tts.clone(),
         telephony.clone(),
         contacts.clone(),
+        stack::local_accounts(&|_| None, bench_keys.clone())?,
     );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -1007,7 +1017,7 @@ pub(crate) async fn cold_start_with(
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_url)
         .env("TABLE_NAME", table)
-        .env("JWT_SECRET", secret)
+        .env("JWT_PUBLIC_KEYS", public_keys_of(secret)?)
         .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -1030,4 +1040,11 @@ pub(crate) async fn cold_start_with(
         return Err(format!("{} answered {status}: {body}", binary.display()));
     }
     Ok((at - started, peak))
+}
+
+/// The public JWKS of a signing key set given as JSON.
+pub(crate) fn public_keys_of(keys: &str) -> Result<String, String> {
+    vocelio_shared::jwt::SigningKeys::from_json(keys)
+        .map(|k| k.jwks().to_string())
+        .map_err(|e| e.to_string())
 }

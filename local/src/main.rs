@@ -56,7 +56,7 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         contacts_rows: Vec<usize>,
     },
-    /// Print a dev token (signed with JWT_SECRET, or the local dev secret).
+    /// Print a dev access token, signed with the local stack's key (`.local/jwt-signing-keys.json`).
     Token {
         #[arg(long, default_value = "demo")]
         tenant: String,
@@ -69,12 +69,6 @@ enum Cmd {
     },
 }
 
-fn secret() -> String {
-    std::env::var("JWT_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| stack::DEV_JWT_SECRET.to_owned())
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -121,7 +115,9 @@ async fn main() -> ExitCode {
             user,
             role,
             hours,
-        } => stack::mint_token(&secret(), &tenant, &user, role, hours).map(|t| println!("{t}")),
+        } => stack::local_keys_json()
+            .and_then(|keys| stack::mint_token(&keys, &tenant, &user, role, hours))
+            .map(|t| println!("{t}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,7 +144,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     let tables = aws.provision(&template).await?;
     let base = format!("http://127.0.0.1:{port}");
     let config = stack::local_config(&base).map_err(|e| e.to_string())?;
-    let secret = config.jwt_secret.expose().to_owned();
+    let secret = stack::local_keys_json()?;
     let core = config.table_name.clone();
     let state = stack::local_state(config, &aws);
     let realtime = stack::local_realtime(state.clone(), &aws)?;
@@ -167,6 +163,7 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         &env,
     )?;
     let contacts = stack::local_contacts(state.clone(), &aws, &env)?;
+    let accounts = stack::local_accounts(&env, stack::local_signing_keys()?)?;
     let gateway = vocelio_local::gateway::LocalGateway::new(realtime.clone()).with_tts(
         tts::ws::TtsSocket::new(state.clone(), tts.clone(), &aws.sdk),
     );
@@ -238,7 +235,8 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
         app::spawn_import_notifications(contacts.clone(), std::time::Duration::from_millis(250));
     axum::serve(
         listener,
-        app::app(state, &gateway, tts, telephony, contacts),
+        app::app(state, &gateway, tts, telephony, contacts, accounts)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await

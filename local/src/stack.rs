@@ -5,14 +5,12 @@ use std::path::Path;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use vocelio_shared::auth::{Claims, JwtKeys};
+use vocelio_shared::jwt::{Claims, SigningKeys};
 use vocelio_shared::config::{Config, ConfigError};
 use vocelio_shared::{AppState, Role};
 
 use crate::tables::{self, TableSpec};
 
-/// The JWT secret of the local stack when `JWT_SECRET` is not set. Never use it on AWS.
-pub const DEV_JWT_SECRET: &str = "vocelio-local-dev-secret-change-me-0123456789";
 
 /// The S3 bucket the local stack creates for audio and uploads.
 pub const LOCAL_BUCKET: &str = "vocelio-local-media";
@@ -86,8 +84,8 @@ pub const CORE_TABLE: &str = "CoreTable";
 pub const CONNECTIONS_TABLE: &str = "ConnectionsTable";
 
 /// The local configuration: the process environment first, then local defaults
-/// (`TABLE_NAME` and `CONNECTIONS_TABLE` = the template's tables, `JWT_SECRET` =
-/// [`DEV_JWT_SECRET`], `WEBSOCKET_CALLBACK_URL` = `api_base`, where the local stack serves
+/// (`TABLE_NAME` and `CONNECTIONS_TABLE` = the template's tables, `JWT_PUBLIC_KEYS` = the
+/// public half of [`local_signing_keys`], `WEBSOCKET_CALLBACK_URL` = `api_base`, where the local stack serves
 /// the management API).
 pub fn local_config(api_base: &str) -> Result<Config, ConfigError> {
     local_config_with(api_base, &|name: &str| {
@@ -105,7 +103,7 @@ pub fn local_config_with(
         source(name).or_else(|| match name {
             "TABLE_NAME" => Some(CORE_TABLE.to_owned()),
             "CONNECTIONS_TABLE" => Some(CONNECTIONS_TABLE.to_owned()),
-            "JWT_SECRET" => Some(DEV_JWT_SECRET.to_owned()),
+            "JWT_PUBLIC_KEYS" => local_signing_keys().ok().map(|k| k.jwks().to_string()),
             "WEBSOCKET_CALLBACK_URL" => Some(api_base.clone()),
             _ => None,
         })
@@ -286,22 +284,105 @@ pub fn local_contacts(
 /// The caller ID of outbound calls in the local stack.
 pub const LOCAL_CALLER_ID: &str = "+14155550100";
 
-/// Mints a dev token for `tenant`, `user`, `role`, valid for `hours`.
+/// The local stack's token signing keys: `.local/jwt-signing-keys.json`, made on first use
+/// with owner-only permissions (key id `local-…`, which Lambda refuses). On AWS the
+/// accounts function reads its keys from Secrets Manager.
+pub fn local_signing_keys() -> Result<SigningKeys, String> {
+    let path = crate::standins::install_dir().join("jwt-signing-keys.json");
+    let read = || {
+        // A file another process has just created may not hold its keys yet.
+        for _ in 0..100 {
+            match std::fs::read_to_string(&path) {
+                Ok(raw) if !raw.trim().is_empty() => {
+                    if let Ok(keys) = SigningKeys::from_json(&raw) {
+                        return Some(keys);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    if let Some(keys) = read() {
+        return Ok(keys);
+    }
+    let kid = format!(
+        "{}{}",
+        vocelio_shared::jwt::LOCAL_KID_PREFIX,
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let keys = SigningKeys::generate(&kid).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(keys.to_json().as_bytes())
+                .map_err(|e| e.to_string())?;
+            Ok(keys)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            read().ok_or_else(|| format!("{} holds no readable key set", path.display()))
+        }
+        Err(err) => Err(format!("cannot write {}: {err}", path.display())),
+    }
+}
+
+/// The local signing keys as JSON (what [`mint_token`] takes).
+pub fn local_keys_json() -> Result<String, String> {
+    local_signing_keys().map(|k| k.to_json())
+}
+
+/// Mints a dev access token for `tenant`, `user`, `role`, valid for `hours` (at most 24;
+/// negative for an expired one),
+/// signed with `keys` (a signing key set as JSON, e.g. [`local_keys_json`]).
 pub fn mint_token(
-    secret: &str,
+    keys: &str,
     tenant: &str,
     user: &str,
     role: Role,
     hours: i64,
 ) -> Result<String, String> {
+    let keys = SigningKeys::from_json(keys).map_err(|e| e.to_string())?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    JwtKeys::new(secret.as_bytes())
-        .issue(&Claims {
-            sub: user.to_owned(),
-            tenant_id: tenant.to_owned(),
-            role,
-            exp: now + hours * 3600,
-            iat: Some(now),
-        })
-        .map_err(|e| e.to_string())
+    keys.sign(&Claims {
+        iss: std::env::var("JWT_ISSUER")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "vocelio".into()),
+        aud: std::env::var("JWT_AUDIENCE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "vocelio-api".into()),
+        sub: user.to_owned(),
+        tenant_id: tenant.to_owned(),
+        role,
+        exp: now + hours.min(24) * 3600,
+        iat: now,
+        jti: vocelio_shared::ids::new_id("jti"),
+        sid: None,
+        uid: None,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// The accounts function over the stand-ins: signing with `keys` (the local ones:
+/// [`local_signing_keys`]), emails printed and kept for `/__local/outbox`.
+pub fn local_accounts(
+    source: &dyn Fn(&str) -> Option<String>,
+    keys: SigningKeys,
+) -> Result<accounts::Accounts, String> {
+    let settings = accounts::AccountsSettings::from_source(&|name: &str| source(name))
+        .map_err(|e| e.to_string())?;
+    accounts::Accounts::new(settings, keys, accounts::Mailer::log()).map_err(|e| e.to_string())
 }

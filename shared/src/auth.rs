@@ -1,15 +1,20 @@
-//! Bearer-token authentication (HS256 JWT) and roles.
+//! Authentication and roles: a bearer access token (an EdDSA JWT from the accounts
+//! function, see [`crate::jwt`]) or an API key (`Authorization: Bearer voc_live_…` or
+//! `X-API-Key`, see [`crate::apikeys`]).
 //!
-//! Claims: `sub` (the user; for agents, their `agent_id`), `tenant_id`, `role`
-//! (`admin` | `supervisor` | `agent`), `exp`. A token that is missing, expired, tampered
-//! or unsigned (`alg: none`) is a 401; a valid token used outside its role or tenant is a 403.
+//! A credential that is missing, expired, tampered, unsigned, signed by an unknown key or
+//! revoked is a 401; a valid one used outside its role, scope or tenant is a 403. The
+//! access table ([`crate::access`]) is applied by the extractors, so every route of every
+//! function enforces the viewer role and API-key scopes the same way.
 
 use std::fmt;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use axum::extract::MatchedPath;
 use serde::{Deserialize, Serialize};
+
+use crate::access::Scope;
 
 use crate::error::ApiError;
 use crate::ids::TenantId;
@@ -25,6 +30,8 @@ pub enum Role {
     Supervisor,
     /// Takes transferred calls; may change only their own status.
     Agent,
+    /// Reads everything in the tenant, changes nothing (but their own account).
+    Viewer,
 }
 
 impl Role {
@@ -34,6 +41,7 @@ impl Role {
             Self::Admin => "admin",
             Self::Supervisor => "supervisor",
             Self::Agent => "agent",
+            Self::Viewer => "viewer",
         }
     }
 }
@@ -51,91 +59,11 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Self::Admin),
             "supervisor" => Ok(Self::Supervisor),
             "agent" => Ok(Self::Agent),
+            "viewer" => Ok(Self::Viewer),
             other => Err(format!(
-                "unknown role {other:?} (admin, supervisor or agent)"
+                "unknown role {other:?} (admin, supervisor, agent or viewer)"
             )),
         }
-    }
-}
-
-/// The claims we issue and accept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    /// The user id.
-    pub sub: String,
-    /// The user's organisation.
-    pub tenant_id: String,
-    /// The user's role.
-    pub role: Role,
-    /// Expiry, seconds since the epoch.
-    pub exp: i64,
-    /// Issued at, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-}
-
-/// Signs and verifies tokens with the configured HS256 secret.
-#[derive(Clone)]
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
-
-impl fmt::Debug for JwtKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtKeys(HS256)")
-    }
-}
-
-impl JwtKeys {
-    /// Keys for `secret`; only HS256 is accepted, `exp` is required, 30 s of clock skew.
-    pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
-    }
-
-    /// Signs `claims`.
-    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(ApiError::internal)
-    }
-
-    /// Verifies a token and returns the user it names.
-    pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                let why = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                        "the token's signature is invalid"
-                    }
-                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                        "the token must be signed with HS256"
-                    }
-                    _ => "the token is malformed",
-                };
-                ApiError::Unauthorized(why.to_owned())
-            })?;
-        let claims = data.claims;
-        let tenant = TenantId::parse(&claims.tenant_id)
-            .map_err(|_| ApiError::Unauthorized("the token's tenant_id is malformed".into()))?;
-        if claims.sub.is_empty() || claims.sub.len() > 128 {
-            return Err(ApiError::Unauthorized(
-                "the token's sub is malformed".into(),
-            ));
-        }
-        Ok(AuthUser {
-            user_id: claims.sub,
-            tenant,
-            role: claims.role,
-        })
     }
 }
 
@@ -148,6 +76,8 @@ pub struct AuthUser {
     pub tenant: TenantId,
     /// The token's role.
     pub role: Role,
+    /// An API key's scopes; `None` for a signed-in user.
+    pub scopes: Option<std::sync::Arc<[Scope]>>,
 }
 
 impl AuthUser {
@@ -173,32 +103,64 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(&parts.headers, state)
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
+        authorize(&parts.headers, &parts.method, &route, state).await
     }
 }
 
-/// The caller named by `headers` (`Authorization: Bearer`, optional matching `X-Tenant-ID`).
-pub fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
-    let header = headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer token is required".into()))?
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
-    let token = match header.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            token.trim()
+/// The caller of `method` `route` named by `headers`, with the access table applied.
+pub async fn authorize(
+    headers: &http::HeaderMap,
+    method: &http::Method,
+    route: &str,
+    state: &AppState,
+) -> Result<AuthUser, ApiError> {
+    let user = authenticate(headers, state).await?;
+    crate::access::check(&user, method, route)?;
+    Ok(user)
+}
+
+/// The caller named by `headers`: `Authorization: Bearer <token or API key>` or
+/// `X-API-Key`, and an optional `X-Tenant-ID` that must name the same tenant (an empty one
+/// counts as absent).
+pub async fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
+    let credential = match headers.get(http::header::AUTHORIZATION) {
+        Some(value) => {
+            let header = value
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
+            match header.split_once(' ') {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                {
+                    Some(token.trim().to_owned())
+                }
+                _ => None,
+            }
         }
-        _ => {
-            return Err(ApiError::Unauthorized(
-                "an Authorization: Bearer token is required".into(),
-            ));
-        }
+        None => None,
     };
-    let user = state.jwt.verify(token)?;
-    if let Some(sent) = headers.get(TENANT_HEADER)
-        && sent.as_bytes() != user.tenant.as_str().as_bytes()
+    let api_key = headers
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let credential = credential
+        .or_else(|| api_key.map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "an Authorization: Bearer token (or an X-API-Key) is required".into(),
+            )
+        })?;
+    let user = verify_credential(state, &credential).await?;
+    if let Some(sent) = headers
+        .get(TENANT_HEADER)
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|v| !v.is_empty())
+        && sent != user.tenant.as_str().as_bytes()
     {
         return Err(ApiError::Forbidden(
             "the X-Tenant-ID header does not match the token's tenant".into(),
@@ -208,55 +170,41 @@ pub fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<AuthU
     Ok(user)
 }
 
+/// The header that carries an API key when `Authorization` does not.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The caller named by a bare credential (an access token or an API key), as streams
+/// receive it in `?token=`.
+pub async fn verify_credential(state: &AppState, credential: &str) -> Result<AuthUser, ApiError> {
+    if crate::apikeys::looks_like_api_key(credential) {
+        return crate::apikeys::authenticate_key(state, credential).await;
+    }
+    let token = state.jwt.verify(credential).await?;
+    let tenant = TenantId::parse(&token.tenant_id)
+        .map_err(|_| ApiError::Unauthorized("the token's tenant_id is malformed".into()))?;
+    if token.subject.is_empty() || token.subject.len() > 128 {
+        return Err(ApiError::Unauthorized("the token's sub is malformed".into()));
+    }
+    Ok(AuthUser {
+        user_id: token.subject,
+        tenant,
+        role: token.role,
+        scopes: None,
+    })
+}
+
+/// A stream's caller (SSE, WebSocket) from its credential, with the access table applied
+/// to the stream's `route` as a read.
+pub async fn authorize_stream(state: &AppState, credential: &str, route: &str) -> Result<AuthUser, ApiError> {
+    let user = verify_credential(state, credential).await?;
+    crate::access::check(&user, &http::Method::GET, route)?;
+    Ok(user)
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-    fn claims(exp_offset: i64) -> Claims {
-        Claims {
-            sub: "u1".into(),
-            tenant_id: "acme".into(),
-            role: Role::Admin,
-            exp: time::OffsetDateTime::now_utc().unix_timestamp() + exp_offset,
-            iat: None,
-        }
-    }
-
-    #[test]
-    fn a_signed_token_round_trips() {
-        let keys = JwtKeys::new(SECRET);
-        let user = keys.verify(&keys.issue(&claims(600)).unwrap()).unwrap();
-        assert_eq!(user.tenant.as_str(), "acme");
-        assert_eq!(user.role, Role::Admin);
-    }
-
-    #[test]
-    fn expired_tampered_foreign_and_unsigned_tokens_are_refused() {
-        let keys = JwtKeys::new(SECRET);
-        let expired = keys.issue(&claims(-3600)).unwrap();
-        assert!(
-            matches!(keys.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
-        );
-
-        let token = keys.issue(&claims(600)).unwrap();
-        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let forged = serde_json::json!({"sub":"u1","tenant_id":"other","role":"admin","exp":parts.len() as i64 + 4_000_000_000i64});
-        parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
-        assert!(keys.verify(&parts.join(".")).is_err());
-
-        let other = JwtKeys::new(b"another-secret-another-secret-000");
-        assert!(keys.verify(&other.issue(&claims(600)).unwrap()).is_err());
-
-        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let body = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({"sub":"u1","tenant_id":"acme","role":"admin","exp":4_000_000_000i64}).to_string(),
-        );
-        assert!(keys.verify(&format!("{header}.{body}.")).is_err());
-    }
 
     #[test]
     fn roles_are_enforced() {
@@ -264,12 +212,14 @@ mod tests {
             user_id: "a".into(),
             tenant: TenantId::parse("t").unwrap(),
             role: Role::Agent,
+            scopes: None,
         };
         assert!(matches!(
             user.require(&[Role::Admin]),
             Err(ApiError::Forbidden(_))
         ));
         assert!(user.require(&[Role::Agent, Role::Admin]).is_ok());
+        assert_eq!("viewer".parse::<Role>().unwrap(), Role::Viewer);
     }
 }
 

@@ -24,6 +24,12 @@ pub fn epoch_after_hours(at: OffsetDateTime, hours: u32) -> i64 {
     at.unix_timestamp() + i64::from(hours) * 3600
 }
 
+/// The UTC date of `at`, `2026-11-25`.
+pub fn date_of(at: OffsetDateTime) -> String {
+    let d = at.to_offset(time::UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,8 +73,11 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// The core table (departments, agents, calls, transfers, event log): `TABLE_NAME`.
     pub table_name: String,
-    /// HS256 key for bearer tokens: `JWT_SECRET` (at least 32 bytes).
-    pub jwt_secret: Secret,
+    /// Verifies access tokens: `JWT_ISSUER` (default `vocelio`), `JWT_AUDIENCE` (default
+    /// `vocelio-api`), `JWT_PUBLIC_KEYS` (a JWKS of the accounts function's public keys)
+    /// and/or `JWKS_URL` (where it publishes them), `JWT_MAX_LIFETIME_SECONDS` (default one
+    /// day: older tokens are refused whatever their `exp`), `JWKS_CACHE_SECONDS` (300).
+    pub tokens: std::sync::Arc<crate::jwt::TokenVerifier>,
     /// Browser origins allowed by CORS: `CORS_ALLOWED_ORIGINS` (comma-separated).
     pub cors_allowed_origins: Vec<HeaderValue>,
     /// Region used for phone numbers typed without a country code: `DEFAULT_PHONE_REGION`.
@@ -111,8 +114,7 @@ pub struct Config {
 }
 
 /// The Vite dev and preview servers, allowed when `CORS_ALLOWED_ORIGINS` is unset.
-pub const DEFAULT_CORS_ORIGINS: &str =
-    "http://localhost:5173,http://127.0.0.1:5173,http://localhost:4173,http://127.0.0.1:4173";
+pub const DEFAULT_CORS_ORIGINS: &str = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,http://localhost:4173,http://127.0.0.1:4173";
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -133,13 +135,7 @@ impl Config {
                 "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)",
             ));
         }
-        let jwt_secret = required(source, "JWT_SECRET")?;
-        if jwt_secret.len() < 32 {
-            return Err(ConfigError::new(
-                "JWT_SECRET",
-                "must be at least 32 bytes long",
-            ));
-        }
+        let tokens = token_verifier(source)?;
         let origins = source
             .get("CORS_ALLOWED_ORIGINS")
             .unwrap_or_else(|| DEFAULT_CORS_ORIGINS.to_owned());
@@ -155,7 +151,7 @@ impl Config {
         })?;
         Ok(Self {
             table_name,
-            jwt_secret: Secret::new(jwt_secret),
+            tokens,
             cors_allowed_origins,
             default_phone_region,
             event_ttl_hours: number(source, "EVENT_TTL_HOURS", 72, 1..=24 * 365)?,
@@ -177,6 +173,44 @@ impl Config {
             )?,
         })
     }
+}
+
+fn token_verifier(
+    source: &dyn Source,
+) -> Result<std::sync::Arc<crate::jwt::TokenVerifier>, ConfigError> {
+    let jwks_url = match source.get("JWKS_URL") {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+        Some(url) => {
+            return Err(ConfigError::new(
+                "JWKS_URL",
+                format!("must be an http(s) URL, not {url:?}"),
+            ));
+        }
+        None => None,
+    };
+    let settings = crate::jwt::VerifierSettings {
+        issuer: source.get("JWT_ISSUER").unwrap_or_else(|| "vocelio".into()),
+        audience: source
+            .get("JWT_AUDIENCE")
+            .unwrap_or_else(|| "vocelio-api".into()),
+        max_lifetime_seconds: i64::from(number(
+            source,
+            "JWT_MAX_LIFETIME_SECONDS",
+            86_400,
+            60..=30 * 86_400,
+        )?),
+        public_keys: source.get("JWT_PUBLIC_KEYS"),
+        jwks_url,
+        cache_for: std::time::Duration::from_secs(u64::from(number(
+            source,
+            "JWKS_CACHE_SECONDS",
+            300,
+            1..=86_400,
+        )?)),
+    };
+    crate::jwt::TokenVerifier::new(settings)
+        .map(std::sync::Arc::new)
+        .map_err(|e| ConfigError::new("JWT_PUBLIC_KEYS", e.0))
 }
 
 fn callback_url(source: &dyn Source) -> Result<Option<String>, ConfigError> {
@@ -261,6 +295,7 @@ fn parse_origins(raw: &str) -> Result<Vec<HeaderValue>, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
@@ -273,48 +308,61 @@ mod tests {
         move |k: &str| map.get(k).cloned()
     }
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    fn jwks() -> &'static str {
+        static JWKS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        JWKS.get_or_init(|| {
+            crate::jwt::SigningKeys::generate("t1")
+                .unwrap()
+                .jwks()
+                .to_string()
+        })
+    }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let err = Config::from_source(&source(&[("JWT_SECRET", SECRET)])).unwrap_err();
+        let err = Config::from_source(&source(&[("JWT_PUBLIC_KEYS", jwks())])).unwrap_err();
         assert_eq!(err.variable, "TABLE_NAME");
         assert!(err.to_string().contains("TABLE_NAME is not set"));
     }
 
     #[test]
-    fn a_short_secret_is_refused() {
-        let err = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", "short")]))
-            .unwrap_err();
-        assert_eq!(err.variable, "JWT_SECRET");
+    fn verification_keys_are_required_and_checked() {
+        let err = Config::from_source(&source(&[("TABLE_NAME", "core")])).unwrap_err();
+        assert_eq!(err.variable, "JWT_PUBLIC_KEYS");
+        let err = Config::from_source(&source(&[
+            ("TABLE_NAME", "core"),
+            ("JWT_PUBLIC_KEYS", "{not json"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "JWT_PUBLIC_KEYS");
     }
 
     #[test]
     fn defaults_apply_and_malformed_values_are_named() {
-        let cfg = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_SECRET", SECRET)]))
+        let cfg = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_PUBLIC_KEYS", jwks())]))
             .unwrap();
-        assert_eq!(cfg.cors_allowed_origins.len(), 4);
+        assert_eq!(cfg.cors_allowed_origins.len(), 6);
         assert_eq!(cfg.default_phone_region, phonenumber::country::Id::US);
         assert_eq!(cfg.event_ttl_hours, 72);
-        assert!(!format!("{cfg:?}").contains(SECRET));
+        assert_eq!(cfg.tokens.issuer(), "vocelio");
 
         let err = Config::from_source(&source(&[
             ("TABLE_NAME", "core"),
-            ("JWT_SECRET", SECRET),
+            ("JWT_PUBLIC_KEYS", jwks()),
             ("EVENT_TTL_HOURS", "soon"),
         ]))
         .unwrap_err();
         assert_eq!(err.variable, "EVENT_TTL_HOURS");
         let err = Config::from_source(&source(&[
             ("TABLE_NAME", "core"),
-            ("JWT_SECRET", SECRET),
+            ("JWT_PUBLIC_KEYS", jwks()),
             ("DEFAULT_PHONE_REGION", "Narnia"),
         ]))
         .unwrap_err();
         assert_eq!(err.variable, "DEFAULT_PHONE_REGION");
         let err = Config::from_source(&source(&[
             ("TABLE_NAME", "core"),
-            ("JWT_SECRET", SECRET),
+            ("JWT_PUBLIC_KEYS", jwks()),
             ("CORS_ALLOWED_ORIGINS", "localhost:5173"),
         ]))
         .unwrap_err();

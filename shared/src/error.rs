@@ -1,6 +1,7 @@
 //! The one error type every handler returns, and its JSON form.
 //!
-//! Body: `{"error": "<human sentence>", "code": "<machine_code>"}` plus `details` for field
+//! Body: `{"error": "<human sentence>", "message": "<the same>", "code": "<machine_code>"}`
+//! (the app shows `message`) plus `details` for field
 //! errors. 5xx bodies never carry the cause: it is logged with the request's span instead.
 
 use axum::Json;
@@ -195,7 +196,8 @@ impl ApiError {
             } => format!("too many requests; retry after {retry_after_seconds} s"),
             other => other.to_string(),
         };
-        let mut body = serde_json::json!({ "error": message, "code": self.code() });
+        let mut body =
+            serde_json::json!({ "error": message, "message": message, "code": self.code() });
         match self {
             Self::Validation { details, .. } => {
                 body["details"] = serde_json::to_value(details).unwrap_or(Value::Null);

@@ -21,14 +21,24 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Headers browsers may send cross-origin.
-pub const CORS_ALLOWED_HEADERS: [HeaderName; 6] = [
+/// Headers browsers may send cross-origin. The app's clients also send `X-Client-Version`,
+/// `X-Service`, `X-Request-ID`, `X-Team-ID`, `X-User-ID` and browser-side Twilio
+/// credentials: allowed in preflight so its requests go out, and never read.
+pub const CORS_ALLOWED_HEADERS: [HeaderName; 14] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
     header::ACCEPT,
     HeaderName::from_static("x-tenant-id"),
+    HeaderName::from_static("x-api-key"),
     HeaderName::from_static("idempotency-key"),
     HeaderName::from_static("last-event-id"),
+    HeaderName::from_static("x-client-version"),
+    HeaderName::from_static("x-service"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-team-id"),
+    HeaderName::from_static("x-user-id"),
+    HeaderName::from_static("x-twilio-account-sid"),
+    HeaderName::from_static("x-twilio-auth-token"),
 ];
 
 /// Response headers browsers may read cross-origin.

@@ -1,7 +1,9 @@
 //! The Vocelio common library: configuration, telemetry, errors, auth, ids, phone numbers,
 //! DynamoDB helpers, the event log and the HTTP plumbing every function shares.
 
+pub mod access;
 pub mod agent;
+pub mod apikeys;
 pub mod auth;
 pub mod capacity;
 pub mod clock;
@@ -15,8 +17,10 @@ pub mod extract;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod jwt;
 pub mod keys;
 pub mod phone;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 pub mod validate;

@@ -1,4 +1,4 @@
-//! The state every router shares: configuration, the DynamoDB client, the token keys.
+//! The state every router shares: configuration, the DynamoDB client, token verification.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +6,6 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 
-use crate::auth::JwtKeys;
 use crate::config::{Config, ConfigError};
 
 /// Cloned into every request; cheap (all `Arc`s inside).
@@ -16,8 +15,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// DynamoDB, honouring `AWS_ENDPOINT_URL_DYNAMODB` for the local stand-in.
     pub db: aws_sdk_dynamodb::Client,
-    /// Token verification keys.
-    pub jwt: Arc<JwtKeys>,
+    /// Verifies access tokens with the accounts function's public keys.
+    pub jwt: Arc<crate::jwt::TokenVerifier>,
+    /// API keys resolved in the last few seconds.
+    pub api_keys: Arc<crate::apikeys::KeyCache>,
 }
 
 impl AppState {
@@ -36,11 +37,11 @@ impl AppState {
     /// Builds the state around an existing DynamoDB client (the local stack and tests,
     /// which point it at the stand-in).
     pub fn with_db(config: Config, db: aws_sdk_dynamodb::Client) -> Self {
-        let jwt = Arc::new(JwtKeys::new(config.jwt_secret.expose().as_bytes()));
         Self {
+            jwt: config.tokens.clone(),
             config: Arc::new(config),
             db,
-            jwt,
+            api_keys: Arc::default(),
         }
     }
 

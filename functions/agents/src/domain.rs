@@ -113,6 +113,7 @@ pub fn may_change_status(user: &AuthUser, agent_id: &str) -> bool {
     match user.role {
         Role::Admin | Role::Supervisor => true,
         Role::Agent => user.user_id == agent_id,
+        Role::Viewer => false,
     }
 }
 
@@ -258,6 +259,7 @@ mod tests {
             user_id: id.into(),
             tenant: TenantId::parse("t").unwrap(),
             role,
+            scopes: None,
         };
         assert!(may_change_status(&user(Role::Agent, "ana"), "ana"));
         assert!(!may_change_status(&user(Role::Agent, "ana"), "bob"));

@@ -29,7 +29,7 @@ pub struct StreamParams {
     last_event_id: Option<String>,
 }
 
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &StreamParams,
@@ -51,7 +51,7 @@ fn authenticate(
         .ok_or_else(|| {
             ApiError::Unauthorized("pass the access token as the token query parameter".into())
         })?;
-    state.jwt.verify(token)
+    vocelio_shared::auth::authorize_stream(state, token, "/api/calls/events").await
 }
 
 fn resume_point(headers: &HeaderMap, params: &StreamParams) -> ApiResult<String> {
@@ -180,7 +180,7 @@ pub async fn call_events(
     headers: HeaderMap,
     QueryParams(params): QueryParams<StreamParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let user = authenticate(&state, &headers, &params)?;
+    let user = authenticate(&state, &headers, &params).await?;
     let cursor = resume_point(&headers, &params)?;
     if !ids::is_key_safe(&call_id) {
         return Err(ApiError::not_found("call"));
@@ -206,7 +206,7 @@ pub async fn active_events(
     headers: HeaderMap,
     QueryParams(params): QueryParams<StreamParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let user = authenticate(&state, &headers, &params)?;
+    let user = authenticate(&state, &headers, &params).await?;
     let cursor = resume_point(&headers, &params)?;
     let select: Select = Box::new(|events| {
         events

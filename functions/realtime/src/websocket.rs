@@ -66,7 +66,9 @@ impl Realtime {
                 "pass the access token as the token query parameter".into(),
             ));
         };
-        let user = match self.app.jwt.verify(token) {
+        let user = match vocelio_shared::auth::authorize_stream(&self.app, token, "/ws/transfers")
+            .await
+        {
             Ok(user) => user,
             Err(err) => return refuse(&err),
         };

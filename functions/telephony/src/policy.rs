@@ -432,6 +432,7 @@ mod tests {
             user_id: id.into(),
             tenant: TenantId::parse("acme").expect("tenant"),
             role,
+            scopes: None,
         }
     }
 

@@ -430,6 +430,7 @@ pub async fn on_agent_leg(
         user_id: agent_id.to_owned(),
         tenant: tenant.clone(),
         role: Role::Agent,
+        scopes: None,
     };
     let outcome = match (update.status, transfer.status) {
         (TwilioStatus::InProgress, TransferStatus::Assigned) => {

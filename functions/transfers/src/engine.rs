@@ -485,6 +485,9 @@ impl<'a> Engine<'a> {
             Role::Agent => Err(ApiError::Forbidden(
                 "only the agent offered this transfer may do this".into(),
             )),
+            Role::Viewer => Err(ApiError::Forbidden(
+                "the viewer role is read-only: it cannot change anything".into(),
+            )),
         }
     }
 
@@ -804,6 +807,7 @@ impl<'a> Engine<'a> {
                 user_id: "system".into(),
                 tenant: self.tenant.clone(),
                 role: vocelio_shared::Role::Supervisor,
+                scopes: None,
             };
             self.complete(&system, transfer_id, Some("call_ended".into()), None)
                 .await

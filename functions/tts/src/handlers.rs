@@ -218,8 +218,19 @@ pub async fn preview(
     QueryParams(params): QueryParams<PreviewParams>,
 ) -> ApiResult<Response> {
     let user = match params.token.as_deref() {
-        Some(token) if !headers.contains_key(header::AUTHORIZATION) => state.jwt.verify(token)?,
-        _ => vocelio_shared::auth::authenticate(&headers, &state)?,
+        Some(token) if !headers.contains_key(header::AUTHORIZATION) => {
+            vocelio_shared::auth::authorize_stream(&state, token, "/voices/preview/{voice_id}")
+                .await?
+        }
+        _ => {
+            vocelio_shared::auth::authorize(
+                &headers,
+                &axum::http::Method::GET,
+                "/voices/preview/{voice_id}",
+                &state,
+            )
+            .await?
+        }
     };
     let kind = ProviderKind::owning_voice(&voice_id).ok_or_else(|| ApiError::NotFound {
         code: "voice_not_found",

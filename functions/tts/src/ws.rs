@@ -142,7 +142,8 @@ impl TtsSocket {
             .ok_or_else(|| {
                 ApiError::Unauthorized("pass the access token as the token query parameter".into())
             })?;
-        let user = self.app.jwt.verify(token)?;
+        let user =
+            vocelio_shared::auth::authorize_stream(&self.app, token, "/stream/synthesize").await?;
         let endpoint = management_endpoint(
             self.app.config.websocket_callback_url.as_deref(),
             &event.request_context,

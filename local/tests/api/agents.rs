@@ -448,7 +448,7 @@ async fn registrations_racing_a_delete_never_leave_a_dangling_reference() {
         let base = app.base.clone();
         let dept_id = dept_id.clone();
         let token = vocelio_local::stack::mint_token(
-            vocelio_local::stack::DEV_JWT_SECRET,
+            crate::helpers::dev_keys(),
             &app.tenant,
             "admin",
             Role::Admin,

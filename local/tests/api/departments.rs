@@ -235,7 +235,7 @@ async fn bad_department_input_is_a_clear_4xx_naming_the_field() {
         .post(format!("{}/api/departments", app.base))
         .bearer_auth(
             vocelio_local::stack::mint_token(
-                vocelio_local::stack::DEV_JWT_SECRET,
+                crate::helpers::dev_keys(),
                 &app.tenant,
                 "a",
                 Role::Admin,
@@ -383,7 +383,7 @@ async fn concurrent_creates_of_one_name_make_exactly_one_department() {
         let client = app.http().clone();
         let url = format!("{}/api/departments", app.base);
         let token = vocelio_local::stack::mint_token(
-            vocelio_local::stack::DEV_JWT_SECRET,
+            crate::helpers::dev_keys(),
             &app.tenant,
             "admin",
             Role::Admin,
@@ -458,7 +458,7 @@ async fn a_retried_create_with_an_idempotency_key_returns_the_first_result() {
         let client = app.http().clone();
         let url = format!("{}/api/departments", app.base);
         let token = vocelio_local::stack::mint_token(
-            vocelio_local::stack::DEV_JWT_SECRET,
+            crate::helpers::dev_keys(),
             &app.tenant,
             "admin",
             Role::Admin,
@@ -535,7 +535,7 @@ async fn only_admins_change_departments_and_tokens_are_checked() {
         .expect(401);
 
     let expired = vocelio_local::stack::mint_token(
-        vocelio_local::stack::DEV_JWT_SECRET,
+        crate::helpers::dev_keys(),
         &app.tenant,
         "a",
         Role::Admin,
@@ -547,7 +547,7 @@ async fn only_admins_change_departments_and_tokens_are_checked() {
         .await
         .expect(401);
     let foreign = vocelio_local::stack::mint_token(
-        "some-other-secret-some-other-secret-1234",
+        &crate::helpers::foreign_keys(),
         &app.tenant,
         "a",
         Role::Admin,

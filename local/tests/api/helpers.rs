@@ -7,10 +7,35 @@ use std::sync::OnceLock;
 use reqwest::Method;
 use serde_json::{Value, json};
 use vocelio_local::gateway::LocalGateway;
-use vocelio_local::stack::{self, DEV_JWT_SECRET, LocalAws};
+use vocelio_local::stack::{self, LocalAws};
 use vocelio_local::standins::{self, StandIns};
 use vocelio_local::tables::TableSpec;
 use vocelio_shared::{AppState, Role};
+
+/// The local stack's signing keys (JSON), as `up` and the `token` subcommand use them.
+pub fn dev_keys() -> &'static str {
+    static KEYS: OnceLock<String> = OnceLock::new();
+    KEYS.get_or_init(|| stack::local_keys_json().expect("local signing keys"))
+}
+
+/// Their public half (a JWKS), as every function's `JWT_PUBLIC_KEYS`.
+pub fn dev_jwks() -> String {
+    vocelio_shared::jwt::SigningKeys::from_json(dev_keys())
+        .expect("local signing keys")
+        .jwks()
+        .to_string()
+}
+
+/// Keys no function trusts, under the same key id as the local ones (a forger's).
+pub fn foreign_keys() -> String {
+    let kid = vocelio_shared::jwt::SigningKeys::from_json(dev_keys())
+        .expect("local signing keys")
+        .active_kid()
+        .to_owned();
+    vocelio_shared::jwt::SigningKeys::generate(&kid)
+        .expect("a key")
+        .to_json()
+}
 
 /// The running stand-ins of this test run.
 pub struct Stand {
@@ -150,8 +175,15 @@ fn start_stream_follower(
                     contacts.clone(),
                     std::time::Duration::from_millis(50),
                 );
-                let app =
-                    vocelio_local::app::app(state, &gateway, tts, telephony.clone(), contacts);
+                let accounts = stack::local_accounts(&|_| None, stack::local_signing_keys()?)?;
+                let app = vocelio_local::app::app(
+                    state,
+                    &gateway,
+                    tts,
+                    telephony.clone(),
+                    contacts,
+                    accounts,
+                );
                 tokio::spawn(async move {
                     let _ = axum::serve(listener, app).await;
                 });
@@ -195,12 +227,14 @@ pub struct TestApp {
     pub telephony: telephony::Telephony,
     /// The contacts service of this app (its S3 client reaches the run's bucket).
     pub contacts: contacts::Contacts,
+    /// The accounts service of this app (its signing keys, its outbox).
+    pub accounts: accounts::Accounts,
     http: reqwest::Client,
 }
 
 /// An admin token of `app`'s tenant (for query-string tokens and raw requests).
 pub fn token_for(app: &TestApp) -> String {
-    stack::mint_token(DEV_JWT_SECRET, &app.tenant, "admin-1", Role::Admin, 1).expect("token")
+    stack::mint_token(dev_keys(), &app.tenant, "admin-1", Role::Admin, 1).expect("token")
 }
 
 /// A fresh tenant id.
@@ -260,12 +294,18 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     )
     .expect("telephony");
     let contacts = stack::local_contacts(state.clone(), &aws, &lookup).expect("contacts");
+    let accounts = stack::local_accounts(
+        &lookup,
+        stack::local_signing_keys().expect("local signing keys"),
+    )
+    .expect("accounts");
     let app = vocelio_local::app::app(
         state.clone(),
         &gateway,
         tts.clone(),
         telephony.clone(),
         contacts.clone(),
+        accounts.clone(),
     );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -283,6 +323,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         twilio: stand.twilio.clone(),
         telephony,
         contacts,
+        accounts,
         http: reqwest::Client::new(),
     }
 }
@@ -346,7 +387,7 @@ impl TestApp {
 
     /// A signed-in user of another tenant.
     pub fn user_in(&self, tenant: &str, role: Role, user_id: &str) -> Session<'_> {
-        let token = stack::mint_token(DEV_JWT_SECRET, tenant, user_id, role, 1).expect("token");
+        let token = stack::mint_token(dev_keys(), tenant, user_id, role, 1).expect("token");
         self.with_token(Some(token))
     }
 

@@ -23,6 +23,47 @@ fn event_files(function: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The sample events carry example access tokens (their claims name the tenant, user and
+/// role); access tokens live at most a day, so each is minted again, with the same claims,
+/// by the local key before the event runs.
+fn with_fresh_tokens(text: &str) -> String {
+    use base64::Engine as _;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        let candidate = &rest[start..];
+        let end = candidate
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .unwrap_or(candidate.len());
+        let token = &candidate[..end];
+        let claims = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        match claims {
+            Some(c) if token.split('.').count() == 3 => {
+                let role = c["role"].as_str().unwrap_or("admin").parse().unwrap();
+                out.push_str(
+                    &vocelio_local::stack::mint_token(
+                        crate::helpers::dev_keys(),
+                        c["tenant_id"].as_str().unwrap_or("events-demo"),
+                        c["sub"].as_str().unwrap_or("admin-1"),
+                        role,
+                        1,
+                    )
+                    .unwrap(),
+                );
+            }
+            _ => out.push_str(token),
+        }
+        rest = &candidate[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn expected_status(path: &std::path::Path) -> u16 {
     path.file_stem()
         .and_then(|s| s.to_str())
@@ -60,7 +101,7 @@ async fn every_sample_event_dispatches_through_its_function() {
     let mut count = 0;
     for function in known {
         for path in event_files(function) {
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = with_fresh_tokens(&std::fs::read_to_string(&path).unwrap());
             let request = lambda_http::request::from_str(&text)
                 .unwrap_or_else(|e| panic!("{}: not an API Gateway event: {e}", path.display()));
             let request = request.map(|body| axum::body::Body::from(body.to_vec()));
@@ -109,7 +150,7 @@ async fn every_websocket_and_stream_sample_event_runs_through_the_websocket_func
     let app = spawn_app().await;
     let mut count = 0;
     for path in event_files(WEBSOCKET) {
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = with_fresh_tokens(&std::fs::read_to_string(&path).unwrap());
         let event: serde_json::Value = serde_json::from_str(&text).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let answer = realtime::fanout::dispatch(&app.realtime, event.clone())
@@ -172,7 +213,7 @@ async fn an_upload_notification_in_either_form_starts_its_import() {
             .await
             .unwrap();
         assert!(put.status().is_success(), "{name}: upload {}", put.status());
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = with_fresh_tokens(&std::fs::read_to_string(&path).unwrap());
         assert!(
             text.contains(placeholder),
             "{name}: names the placeholder job"

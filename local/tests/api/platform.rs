@@ -131,7 +131,7 @@ async fn health_reports_a_table_that_does_not_answer() {
     let aws = vocelio_local::stack::LocalAws::connect(&stand.dynamodb_url, &stand.s3_url).await;
     let config = vocelio_shared::config::Config::from_source(&|name: &str| match name {
         "TABLE_NAME" => Some("NoSuchTable".to_owned()),
-        "JWT_SECRET" => Some(vocelio_local::stack::DEV_JWT_SECRET.to_owned()),
+        "JWT_PUBLIC_KEYS" => Some(crate::helpers::dev_jwks()),
         _ => None,
     })
     .unwrap();

@@ -94,7 +94,7 @@ impl EventStream {
 
 fn token(tenant: &str, role: Role) -> String {
     vocelio_local::stack::mint_token(
-        vocelio_local::stack::DEV_JWT_SECRET,
+        crate::helpers::dev_keys(),
         tenant,
         "viewer",
         role,

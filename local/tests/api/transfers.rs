@@ -864,7 +864,7 @@ async fn two_hundred_concurrent_transfers_for_twenty_agents() {
             }
         );
         let token = vocelio_local::stack::mint_token(
-            vocelio_local::stack::DEV_JWT_SECRET,
+            crate::helpers::dev_keys(),
             &app.tenant,
             "ai",
             Role::Supervisor,

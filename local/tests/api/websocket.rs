@@ -104,7 +104,7 @@ impl Client {
 }
 
 fn token(tenant: &str, role: Role, user: &str) -> String {
-    vocelio_local::stack::mint_token(vocelio_local::stack::DEV_JWT_SECRET, tenant, user, role, 1)
+    vocelio_local::stack::mint_token(crate::helpers::dev_keys(), tenant, user, role, 1)
         .expect("token")
 }
 
@@ -140,7 +140,7 @@ async fn a_connection_needs_a_valid_token() {
         Some(401)
     );
     let forged = vocelio_local::stack::mint_token(
-        "some-other-secret-that-is-long-enough-0123456789",
+        &crate::helpers::foreign_keys(),
         &app.tenant,
         "sup-1",
         Role::Supervisor,

@@ -1,0 +1,141 @@
+//! Two-factor sign-in with TOTP (RFC 6238: 30 s steps, ±1 step, each code accepted once)
+//! and ten single-use backup codes, stored as digests.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vocelio_shared::extract::OptionalJsonBody;
+use vocelio_shared::{ApiError, ApiResult, AppState, clock};
+
+use crate::Accounts;
+use crate::password::{hash_backup_code, new_backup_codes, verify_password};
+use crate::principal::Principal;
+use crate::store::{self, User};
+use crate::totp;
+use axum::Extension;
+
+async fn caller(state: &AppState, principal: &Principal) -> ApiResult<User> {
+    store::user(state, &principal.account_id)
+        .await?
+        .filter(|u| u.tenant_id == principal.tenant() && u.status == "active")
+        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))
+}
+
+/// `POST /auth/two-factor/setup`: a new secret (pending until verified), its QR code and
+/// backup codes. 409 when two-factor is already on (disable it first).
+pub async fn setup(
+    State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
+    principal: Principal,
+) -> ApiResult<Json<Value>> {
+    let user = caller(&state, &principal).await?;
+    if user.two_factor.enabled {
+        return Err(ApiError::conflict(
+            "two_factor_enabled",
+            "two-factor sign-in is already on; disable it first to set up a new device",
+        ));
+    }
+    let secret = totp::encode_base32(&totp::new_secret());
+    let uri = totp::otpauth_uri(&accounts.settings.totp_issuer, &user.email, &secret);
+    let qr_code = totp::qr_data_url(&uri).map_err(ApiError::internal)?;
+    let codes = new_backup_codes();
+    let mut next = store::bumped(user);
+    next.two_factor.pending_secret = Some(secret.clone());
+    next.two_factor.pending_backup_codes =
+        codes.iter().map(|c| hash_backup_code(&next.id, c)).collect();
+    store::save_user(&state, &next).await?;
+    Ok(Json(json!({
+        "qr_code": qr_code,
+        "secret": secret,
+        "otpauth_url": uri,
+        "backup_codes": codes,
+    })))
+}
+
+/// `POST /auth/two-factor/verify {code}`.
+#[derive(Debug, Deserialize, Default)]
+pub struct CodeBody {
+    code: Option<String>,
+    password: Option<String>,
+}
+
+/// Turns two-factor on once a code from the pending secret checks out.
+pub async fn verify(
+    State(state): State<AppState>,
+    principal: Principal,
+    OptionalJsonBody(body): OptionalJsonBody<CodeBody>,
+) -> ApiResult<Json<Value>> {
+    let body = body.unwrap_or_default();
+    let user = caller(&state, &principal).await?;
+    let Some(pending) = user.two_factor.pending_secret.clone() else {
+        return Err(ApiError::conflict(
+            "two_factor_not_set_up",
+            "set up two-factor first (POST /auth/two-factor/setup)",
+        ));
+    };
+    let secret = totp::decode_base32(&pending).ok_or_else(|| ApiError::internal("bad pending secret"))?;
+    let code = body.code.unwrap_or_default();
+    let step = totp::verify(&secret, &code, clock::now().unix_timestamp(), None)
+        .ok_or_else(|| ApiError::field("code", "is not the current code of your authenticator app"))?;
+    let mut next = store::bumped(user);
+    let two = &mut next.two_factor;
+    two.enabled = true;
+    two.secret = two.pending_secret.take();
+    two.backup_codes = std::mem::take(&mut two.pending_backup_codes);
+    two.last_step = Some(step);
+    store::save_user(&state, &next).await?;
+    Ok(Json(json!({ "two_factor_enabled": true, "message": "two-factor sign-in is on" })))
+}
+
+/// `POST /auth/two-factor/disable {password, code}`: needs the password and a current code
+/// (or a backup code).
+pub async fn disable(
+    State(state): State<AppState>,
+    principal: Principal,
+    OptionalJsonBody(body): OptionalJsonBody<CodeBody>,
+) -> ApiResult<Json<Value>> {
+    let body = body.unwrap_or_default();
+    let user = caller(&state, &principal).await?;
+    if !user.two_factor.enabled {
+        return Err(ApiError::conflict("two_factor_disabled", "two-factor sign-in is already off"));
+    }
+    let password = body.password.unwrap_or_default();
+    if !user.password_hash.as_deref().is_some_and(|h| verify_password(&password, h)) {
+        return Err(ApiError::field("password", "is incorrect"));
+    }
+    let code = body.code.unwrap_or_default();
+    let Some(user) = consume_code(&state, &user, &code).await? else {
+        return Err(ApiError::field("code", "is not a current or backup code"));
+    };
+    let mut next = store::bumped(user);
+    next.two_factor = Default::default();
+    store::save_user(&state, &next).await?;
+    Ok(Json(json!({ "two_factor_enabled": false, "message": "two-factor sign-in is off" })))
+}
+
+/// Uses a TOTP code (once per step) or a backup code (once) of `user`; the user as saved,
+/// or `None` when the code is wrong or already used. The use is a conditional write, so a
+/// code replayed concurrently works only once.
+pub async fn consume_code(state: &AppState, user: &User, code: &str) -> ApiResult<Option<User>> {
+    let two = &user.two_factor;
+    let Some(secret) = two.secret.as_deref().and_then(totp::decode_base32) else {
+        return Ok(None);
+    };
+    let mut next = store::bumped(user.clone());
+    if let Some(step) = totp::verify(&secret, code, clock::now().unix_timestamp(), two.last_step) {
+        next.two_factor.last_step = Some(step);
+    } else {
+        let digest = hash_backup_code(&user.id, code);
+        let before = next.two_factor.backup_codes.len();
+        next.two_factor.backup_codes.retain(|d| *d != digest);
+        if next.two_factor.backup_codes.len() == before {
+            return Ok(None);
+        }
+    }
+    match store::save_user(state, &next).await {
+        Ok(()) => Ok(Some(next)),
+        Err(ApiError::Conflict { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
