@@ -67,6 +67,7 @@ pub enum Only {
     Tts,
     Telephony,
     Contacts,
+    Accounts,
 }
 
 /// Runs the benchmark and prints its figures; `contact_rows` are the sizes of the generated
@@ -97,7 +98,8 @@ pub async fn run(
         listener.local_addr().map_err(|e| e.to_string())?
     );
     // A key of its own (not a `local-` one): the Lambda binaries it starts refuse those.
-    let bench_keys = vocelio_shared::jwt::SigningKeys::generate("bench-1").map_err(|e| e.to_string())?;
+    let bench_keys =
+        vocelio_shared::jwt::SigningKeys::generate("bench-1").map_err(|e| e.to_string())?;
     let jwks = bench_keys.jwks().to_string();
     let config = stack::local_config_with(&base, &|name: &str| {
         if name == "JWT_PUBLIC_KEYS" {
@@ -184,6 +186,16 @@ pub async fn run(
     };
     if only == Only::Telephony {
         return crate::telephony_bench::run(&telephony_target, requests).await;
+    }
+    let accounts_target = crate::accounts_bench::Target {
+        base: &base,
+        secret: &secret,
+        state: &state,
+        dynamodb_url: &standins.dynamodb.url,
+        table: &core,
+    };
+    if only == Only::Accounts {
+        return crate::accounts_bench::run(&accounts_target, &lambda_dir).await;
     }
     if only == Only::Realtime {
         sse_bench(&base, &secret).await?;
@@ -312,6 +324,7 @@ pub async fn run(
     crate::tts_bench::run(&tts_target, &lambda_dir).await?;
     crate::telephony_bench::run(&telephony_target, requests).await?;
     crate::contacts_bench::run(&contacts_target, contact_rows, requests).await?;
+    crate::accounts_bench::run(&accounts_target, &lambda_dir).await?;
 
     println!("\nLambda binaries ({}):", lambda_dir.display());
     let agent_token = token_for_lambda;
@@ -885,7 +898,7 @@ where
 }
 
 /// An API Gateway HTTP API v2 event for `GET path`.
-fn api_event(path: &str, token: &str) -> serde_json::Value {
+pub(crate) fn api_event(path: &str, token: &str) -> serde_json::Value {
     json!({
         "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": "",
         "headers": {"authorization": format!("Bearer {token}"), "accept": "application/json", "host": "bench.local"},

@@ -1,6 +1,7 @@
 //! The Vocelio local stack as a library: the test harness and the benchmark use the same
 //! stand-ins, tables and merged router as `vocelio-local up`.
 
+mod accounts_bench;
 pub mod app;
 pub mod bench;
 mod contacts_bench;

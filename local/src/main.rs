@@ -52,9 +52,23 @@ enum Cmd {
         /// Only the contacts series (imports, search, DNC checks).
         #[arg(long)]
         contacts_only: bool,
+        /// Only the accounts series (Argon2id, sign-in, refresh, token verification).
+        #[arg(long)]
+        accounts_only: bool,
         /// Row counts of the generated contact imports.
         #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
         contacts_rows: Vec<usize>,
+    },
+    /// Make a token signing key set for a deployment: writes the private set (for the
+    /// Secrets Manager secret of JwtSigningKeysSecretArn) and prints the public JWKS (the
+    /// JwtPublicKeys parameter). With --rotate FILE, adds a new active key to an existing set.
+    Keygen {
+        /// Where to write the private key set (owner-only permissions).
+        #[arg(long, default_value = "jwt-signing-keys.json")]
+        out: std::path::PathBuf,
+        /// An existing key set to rotate: a new key signs, the old ones keep verifying.
+        #[arg(long)]
+        rotate: Option<std::path::PathBuf>,
     },
     /// Print a dev access token, signed with the local stack's key (`.local/jwt-signing-keys.json`).
     Token {
@@ -68,7 +82,6 @@ enum Cmd {
         hours: i64,
     },
 }
-
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -92,6 +105,7 @@ async fn main() -> ExitCode {
             tts_only,
             telephony_only,
             contacts_only,
+            accounts_only,
             contacts_rows,
         } => {
             let only = if realtime_only {
@@ -102,11 +116,14 @@ async fn main() -> ExitCode {
                 vocelio_local::bench::Only::Telephony
             } else if contacts_only {
                 vocelio_local::bench::Only::Contacts
+            } else if accounts_only {
+                vocelio_local::bench::Only::Accounts
             } else {
                 vocelio_local::bench::Only::Everything
             };
             vocelio_local::bench::run(requests, lambda_dir, only, &contacts_rows).await
         }
+        Cmd::Keygen { out, rotate } => keygen(&out, rotate.as_deref()),
         Cmd::Install => standins::ensure_installed()
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -249,6 +266,39 @@ async fn up(port: u16, dynamodb_port: Option<u16>, s3_port: Option<u16>) -> Resu
     simulator_task.abort();
     eprintln!("[local] stopping stand-ins");
     drop(standins);
+    Ok(())
+}
+
+fn keygen(out: &std::path::Path, rotate: Option<&std::path::Path>) -> Result<(), String> {
+    use vocelio_shared::jwt::SigningKeys;
+    let kid = format!("key-{}", time::OffsetDateTime::now_utc().unix_timestamp());
+    let keys = match rotate {
+        Some(path) => {
+            let raw =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut keys = SigningKeys::from_json(&raw).map_err(|e| e.to_string())?;
+            keys.rotate(&kid).map_err(|e| e.to_string())?;
+            keys
+        }
+        None => SigningKeys::generate(&kid).map_err(|e| e.to_string())?,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(out)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    std::io::Write::write_all(&mut file, keys.to_json().as_bytes()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "private key set written to {} (active key {}); store it in Secrets Manager and delete the file",
+        out.display(),
+        keys.active_kid()
+    );
+    println!("{}", keys.jwks());
     Ok(())
 }
 

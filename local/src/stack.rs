@@ -5,12 +5,11 @@ use std::path::Path;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use vocelio_shared::jwt::{Claims, SigningKeys};
 use vocelio_shared::config::{Config, ConfigError};
+use vocelio_shared::jwt::{Claims, SigningKeys};
 use vocelio_shared::{AppState, Role};
 
 use crate::tables::{self, TableSpec};
-
 
 /// The S3 bucket the local stack creates for audio and uploads.
 pub const LOCAL_BUCKET: &str = "vocelio-local-media";

@@ -128,8 +128,7 @@ pub async fn authenticate_key(state: &AppState, key: &str) -> Result<AuthUser, A
             grant
         }
     };
-    let grant =
-        grant.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+    let grant = grant.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
     let now = time::OffsetDateTime::now_utc();
     if let Some(expires) = grant.expires_at.as_deref()
         && time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)

@@ -10,8 +10,8 @@
 use std::fmt;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::extract::MatchedPath;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Scope;
@@ -126,12 +126,15 @@ pub async fn authorize(
 /// The caller named by `headers`: `Authorization: Bearer <token or API key>` or
 /// `X-API-Key`, and an optional `X-Tenant-ID` that must name the same tenant (an empty one
 /// counts as absent).
-pub async fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<AuthUser, ApiError> {
+pub async fn authenticate(
+    headers: &http::HeaderMap,
+    state: &AppState,
+) -> Result<AuthUser, ApiError> {
     let credential = match headers.get(http::header::AUTHORIZATION) {
         Some(value) => {
-            let header = value
-                .to_str()
-                .map_err(|_| ApiError::Unauthorized("the Authorization header is malformed".into()))?;
+            let header = value.to_str().map_err(|_| {
+                ApiError::Unauthorized("the Authorization header is malformed".into())
+            })?;
             match header.split_once(' ') {
                 Some((scheme, token))
                     if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
@@ -183,7 +186,9 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Aut
     let tenant = TenantId::parse(&token.tenant_id)
         .map_err(|_| ApiError::Unauthorized("the token's tenant_id is malformed".into()))?;
     if token.subject.is_empty() || token.subject.len() > 128 {
-        return Err(ApiError::Unauthorized("the token's sub is malformed".into()));
+        return Err(ApiError::Unauthorized(
+            "the token's sub is malformed".into(),
+        ));
     }
     Ok(AuthUser {
         user_id: token.subject,
@@ -195,7 +200,11 @@ pub async fn verify_credential(state: &AppState, credential: &str) -> Result<Aut
 
 /// A stream's caller (SSE, WebSocket) from its credential, with the access table applied
 /// to the stream's `route` as a read.
-pub async fn authorize_stream(state: &AppState, credential: &str, route: &str) -> Result<AuthUser, ApiError> {
+pub async fn authorize_stream(
+    state: &AppState,
+    credential: &str,
+    route: &str,
+) -> Result<AuthUser, ApiError> {
     let user = verify_credential(state, credential).await?;
     crate::access::check(&user, &http::Method::GET, route)?;
     Ok(user)

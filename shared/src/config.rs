@@ -339,8 +339,11 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_malformed_values_are_named() {
-        let cfg = Config::from_source(&source(&[("TABLE_NAME", "core"), ("JWT_PUBLIC_KEYS", jwks())]))
-            .unwrap();
+        let cfg = Config::from_source(&source(&[
+            ("TABLE_NAME", "core"),
+            ("JWT_PUBLIC_KEYS", jwks()),
+        ]))
+        .unwrap();
         assert_eq!(cfg.cors_allowed_origins.len(), 6);
         assert_eq!(cfg.default_phone_region, phonenumber::country::Id::US);
         assert_eq!(cfg.event_ttl_hours, 72);

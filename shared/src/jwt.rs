@@ -186,7 +186,9 @@ impl SigningKeys {
 
     /// Whether any key is a developer's local key (refused on Lambda).
     pub fn has_local_keys(&self) -> bool {
-        self.keys.iter().any(|k| k.kid.starts_with(LOCAL_KID_PREFIX))
+        self.keys
+            .iter()
+            .any(|k| k.kid.starts_with(LOCAL_KID_PREFIX))
     }
 
     /// The public JWKS (`/.well-known/jwks.json`).
@@ -272,7 +274,10 @@ impl fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("configured_kids", &self.configured.keys().collect::<Vec<_>>())
+            .field(
+                "configured_kids",
+                &self.configured.keys().collect::<Vec<_>>(),
+            )
             .field("jwks_url", &self.jwks_url)
             .finish()
     }
@@ -382,7 +387,9 @@ impl TokenVerifier {
                 "the token is issued in the future".into(),
             ));
         }
-        if now - claims.iat > self.max_lifetime_seconds || claims.exp - claims.iat > self.max_lifetime_seconds {
+        if now - claims.iat > self.max_lifetime_seconds
+            || claims.exp - claims.iat > self.max_lifetime_seconds
+        {
             return Err(ApiError::Unauthorized(
                 "the token is older than the longest lifetime a token may have".into(),
             ));
@@ -545,10 +552,17 @@ mod tests {
     async fn signed_tokens_verify_and_foreign_ones_do_not() {
         let keys = SigningKeys::generate("k1").unwrap();
         let v = verifier(&keys);
-        let ok = v.verify(&keys.sign(&claims(0, 900)).unwrap()).await.unwrap();
+        let ok = v
+            .verify(&keys.sign(&claims(0, 900)).unwrap())
+            .await
+            .unwrap();
         assert_eq!(ok.tenant_id, "acme");
         let other = SigningKeys::generate("k1").unwrap();
-        assert!(v.verify(&other.sign(&claims(0, 900)).unwrap()).await.is_err());
+        assert!(
+            v.verify(&other.sign(&claims(0, 900)).unwrap())
+                .await
+                .is_err()
+        );
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims(0, 900),
@@ -560,7 +574,11 @@ mod tests {
         wrong_aud.aud = "someone-else".into();
         assert!(v.verify(&keys.sign(&wrong_aud).unwrap()).await.is_err());
         // Issued two days ago with an expiry far away: older than the longest lifetime.
-        assert!(v.verify(&keys.sign(&claims(-172_800, 400_000)).unwrap()).await.is_err());
+        assert!(
+            v.verify(&keys.sign(&claims(-172_800, 400_000)).unwrap())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

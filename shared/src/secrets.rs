@@ -9,9 +9,7 @@ use std::time::Duration;
 
 /// Reads every `NAME_SECRET_ARN` of `names` that is set; `Err` names the variable whose
 /// secret could not be read.
-pub async fn resolve_from_env(
-    names: &[&'static str],
-) -> Result<HashMap<String, String>, String> {
+pub async fn resolve_from_env(names: &[&'static str]) -> Result<HashMap<String, String>, String> {
     let mut found = HashMap::new();
     let wanted: Vec<(&str, String)> = names
         .iter()

@@ -2,10 +2,10 @@
 //! (see `vocelio_shared::apikeys` for how every function resolves them).
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vocelio_shared::access::Scope;
@@ -195,7 +195,10 @@ pub async fn create(
         }
     }
     check.check(!names.is_empty(), "scopes", "name at least one scope");
-    let per_minute = match (body.rate_limit.and_then(|r| r.requests_per_minute), body.rate_limit_tier.as_deref()) {
+    let per_minute = match (
+        body.rate_limit.and_then(|r| r.requests_per_minute),
+        body.rate_limit_tier.as_deref(),
+    ) {
         (Some(n), _) => n,
         (None, Some("premium")) => 3000,
         (None, Some("enterprise")) => 10_000,
@@ -207,7 +210,11 @@ pub async fn create(
         "must be 1 to 10000",
     );
     if let Some(days) = body.expires_in_days {
-        check.check((1..=3650).contains(&days), "expires_in_days", "must be 1 to 3650");
+        check.check(
+            (1..=3650).contains(&days),
+            "expires_in_days",
+            "must be 1 to 3650",
+        );
     }
     check.finish()?;
     let tenant = &principal.user.tenant;
@@ -219,7 +226,9 @@ pub async fn create(
     if live >= MAX_KEYS {
         return Err(ApiError::Refused {
             code: "api_key_limit",
-            message: format!("an organisation holds at most {MAX_KEYS} active API keys; revoke one first"),
+            message: format!(
+                "an organisation holds at most {MAX_KEYS} active API keys; revoke one first"
+            ),
         });
     }
     let key = random_token(LIVE_PREFIX, 32);
@@ -232,7 +241,11 @@ pub async fn create(
         id: vocelio_shared::ids::new_id("key"),
         name,
         description,
-        masked: format!("{}…{}", &key[..LIVE_PREFIX.len() + 4], &key[key.len() - 4..]),
+        masked: format!(
+            "{}…{}",
+            &key[..LIVE_PREFIX.len() + 4],
+            &key[key.len() - 4..]
+        ),
         scopes: scopes.clone(),
         requests_per_minute: per_minute,
         created_at: clock::rfc3339(now),
@@ -253,14 +266,26 @@ pub async fn create(
     let actions = vec![
         create_action(
             table,
-            record_item(&record, vec![(PK, tenant_keys_pk(tenant)), (SK, tenant_key_sk(&record.id))])?,
+            record_item(
+                &record,
+                vec![
+                    (PK, tenant_keys_pk(tenant)),
+                    (SK, tenant_key_sk(&record.id)),
+                ],
+            )?,
         )?,
         create_action(
             table,
-            record_item(&grant, vec![(PK, lookup_pk(&key_digest)), (SK, LOOKUP_SK.into())])?,
+            record_item(
+                &grant,
+                vec![(PK, lookup_pk(&key_digest)), (SK, LOOKUP_SK.into())],
+            )?,
         )?,
     ];
-    if vocelio_shared::dynamo::commit(&state.db, actions).await?.is_some() {
+    if vocelio_shared::dynamo::commit(&state.db, actions)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::internal("the API key could not be stored"));
     }
     let mut answer = key_json(&record, None);
@@ -291,7 +316,10 @@ async fn revoke_record(state: &AppState, tenant: &TenantId, record: &KeyRecord) 
         TransactWriteItem::builder().delete(lookup).build(),
         TransactWriteItem::builder().update(mark).build(),
     ];
-    if vocelio_shared::dynamo::commit(&state.db, actions).await?.is_some() {
+    if vocelio_shared::dynamo::commit(&state.db, actions)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::internal("the API key could not be revoked"));
     }
     Ok(())
@@ -316,11 +344,17 @@ pub async fn revoke(
     if record.status == "active" {
         revoke_record(&state, tenant, &record).await?;
     }
-    Ok(Json(json!({ "id": key_id, "status": "disabled", "message": "the key is revoked" })))
+    Ok(Json(
+        json!({ "id": key_id, "status": "disabled", "message": "the key is revoked" }),
+    ))
 }
 
 /// Revokes the keys `user_id` made (when the user is removed); how many.
-pub async fn revoke_made_by(state: &AppState, tenant: &TenantId, user_id: &str) -> ApiResult<usize> {
+pub async fn revoke_made_by(
+    state: &AppState,
+    tenant: &TenantId,
+    user_id: &str,
+) -> ApiResult<usize> {
     let mut revoked = 0;
     for (record, _) in records(state, tenant).await? {
         if record.status == "active" && record.created_by == user_id {

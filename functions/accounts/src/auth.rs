@@ -14,13 +14,27 @@ use crate::Accounts;
 use crate::password::{self, check_strength, hash_password, verify_against_dummy, verify_password};
 use crate::principal::{ClientInfo, Principal};
 use crate::sessions::{self, Issued};
-use crate::store::{self, Organization, OrgSettings, TwoFactor, User};
+use crate::store::{self, OrgSettings, Organization, TwoFactor, User};
 use crate::throttle::{self, Subject};
 
 /// Subdomains nobody may register.
 const RESERVED_SUBDOMAINS: [&str; 16] = [
-    "www", "api", "app", "admin", "auth", "mail", "smtp", "status", "docs", "help", "support",
-    "billing", "static", "cdn", "vocelio", "dashboard",
+    "www",
+    "api",
+    "app",
+    "admin",
+    "auth",
+    "mail",
+    "smtp",
+    "status",
+    "docs",
+    "help",
+    "support",
+    "billing",
+    "static",
+    "cdn",
+    "vocelio",
+    "dashboard",
 ];
 
 /// `GET /.well-known/jwks.json`: the public keys tokens are verified with.
@@ -138,7 +152,12 @@ pub async fn register(
     let mut check = vocelio_shared::validate::Violations::new();
     let email = body.email.as_deref().and_then(normalise_email);
     check.check(email.is_some(), "email", "must be a valid email address");
-    let first_name = check.text("first_name", body.first_name.as_deref().unwrap_or(""), 1, 100);
+    let first_name = check.text(
+        "first_name",
+        body.first_name.as_deref().unwrap_or(""),
+        1,
+        100,
+    );
     let last_name = check.text("last_name", body.last_name.as_deref().unwrap_or(""), 1, 100);
     let org_name = check.text(
         "organization_name",
@@ -146,7 +165,12 @@ pub async fn register(
         1,
         100,
     );
-    let subdomain = body.subdomain.as_deref().unwrap_or("").trim().to_lowercase();
+    let subdomain = body
+        .subdomain
+        .as_deref()
+        .unwrap_or("")
+        .trim()
+        .to_lowercase();
     if let Some(problem) = subdomain_problem(&subdomain) {
         check.add("subdomain", problem);
     }
@@ -209,7 +233,11 @@ pub async fn register(
     let actions = vec![
         vocelio_shared::dynamo::create_action(
             table,
-            store::reservation_item(store::subdomain_pk(&subdomain), "SUBDOMAIN", &[("tenant_id", &tenant)]),
+            store::reservation_item(
+                store::subdomain_pk(&subdomain),
+                "SUBDOMAIN",
+                &[("tenant_id", &tenant)],
+            ),
         )?,
         vocelio_shared::dynamo::create_action(
             table,
@@ -262,7 +290,11 @@ pub async fn login(
     client: ClientInfo,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> ApiResult<Response> {
-    let email = body.email.as_deref().map(|e| e.trim().to_lowercase()).unwrap_or_default();
+    let email = body
+        .email
+        .as_deref()
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
     let password = body.password.unwrap_or_default();
     if email.is_empty() || email.len() > 254 || password.is_empty() || password.len() > 512 {
         return Err(ApiError::fields(vec![vocelio_shared::FieldError::new(
@@ -333,7 +365,10 @@ async fn record_login(state: &AppState, user_id: &str, at: &str) -> ApiResult<()
         .db
         .update_item()
         .table_name(state.table())
-        .key(vocelio_shared::keys::PK, vocelio_shared::dynamo::s(store::user_pk(user_id)))
+        .key(
+            vocelio_shared::keys::PK,
+            vocelio_shared::dynamo::s(store::user_pk(user_id)),
+        )
         .key(vocelio_shared::keys::SK, vocelio_shared::dynamo::s("USER"))
         .update_expression("SET last_login = :at")
         .condition_expression("attribute_exists(PK)")
@@ -554,7 +589,13 @@ pub async fn change_password(
     let new_password = body.new_password.unwrap_or_default();
     check_strength(
         &new_password,
-        &[&user.email, &user.first_name, &user.last_name, &org.name, &org.subdomain],
+        &[
+            &user.email,
+            &user.first_name,
+            &user.last_name,
+            &org.name,
+            &org.subdomain,
+        ],
     )
     .map_err(|weak| ApiError::field("new_password", weak.to_string()))?;
     let mut next = store::bumped(user);
@@ -567,7 +608,9 @@ pub async fn change_password(
         "password_changed",
     )
     .await?;
-    Ok(Json(json!({ "message": "password changed", "other_sessions_ended": ended })))
+    Ok(Json(
+        json!({ "message": "password changed", "other_sessions_ended": ended }),
+    ))
 }
 
 /// `POST /auth/forgot-password {email}`.
@@ -609,7 +652,10 @@ pub async fn forgot_password(
         &[("user_id", &user.id)],
     );
     item.insert("not_after".into(), vocelio_shared::dynamo::n(expires));
-    item.insert(vocelio_shared::keys::EXPIRES_AT.into(), vocelio_shared::dynamo::n(expires));
+    item.insert(
+        vocelio_shared::keys::EXPIRES_AT.into(),
+        vocelio_shared::dynamo::n(expires),
+    );
     state
         .db
         .put_item()
@@ -621,7 +667,10 @@ pub async fn forgot_password(
     let mut next = store::bumped(user);
     next.reset_sent_at = Some(now);
     store::save_user(&state, &next).await?;
-    let link = format!("{}/reset-password?token={token}", accounts.settings.app_base_url);
+    let link = format!(
+        "{}/reset-password?token={token}",
+        accounts.settings.app_base_url
+    );
     accounts.mailer.send(
         &next.email,
         "Choose a new Vocelio password",
@@ -653,7 +702,12 @@ pub async fn reset_password(
             "this reset link is not valid; ask for a new one",
         ));
     }
-    let taken = take_token(&state, format!("RESET#{}", password::sha256_hex(&token)), "RESET").await?;
+    let taken = take_token(
+        &state,
+        format!("RESET#{}", password::sha256_hex(&token)),
+        "RESET",
+    )
+    .await?;
     let user_id = taken.ok_or_else(|| {
         ApiError::bad_request(
             "invalid_token",
@@ -670,7 +724,13 @@ pub async fn reset_password(
         .unwrap_or_default();
     check_strength(
         &new_password,
-        &[&user.email, &user.first_name, &user.last_name, &org_inputs.0, &org_inputs.1],
+        &[
+            &user.email,
+            &user.first_name,
+            &user.last_name,
+            &org_inputs.0,
+            &org_inputs.1,
+        ],
     )
     .map_err(|weak| ApiError::field("new_password", weak.to_string()))?;
     let mut next = store::bumped(user);
@@ -678,7 +738,9 @@ pub async fn reset_password(
     store::save_user(&state, &next).await?;
     sessions::revoke_all(&state, &next.id, None, "password_reset").await?;
     throttle::clear(&state, Subject::Account(&next.email)).await?;
-    Ok(Json(json!({ "message": "password changed; sign in with the new one" })))
+    Ok(Json(
+        json!({ "message": "password changed; sign in with the new one" }),
+    ))
 }
 
 /// Deletes a single-use token item and returns its `user_id` when it existed and had not
@@ -742,5 +804,7 @@ pub async fn revoke_session(
         return Err(ApiError::not_found("session"));
     }
     sessions::revoke(&state, &session_id, "revoked_by_user").await?;
-    Ok(Json(json!({ "message": "session ended", "id": session_id })))
+    Ok(Json(
+        json!({ "message": "session ended", "id": session_id }),
+    ))
 }

@@ -130,7 +130,10 @@ pub async fn update_settings(
         );
         org.settings.data_retention_days = days;
     }
-    if let Some(v) = body.api_access_enabled.or(pick(nested, |n| n.api_access_enabled)) {
+    if let Some(v) = body
+        .api_access_enabled
+        .or(pick(nested, |n| n.api_access_enabled))
+    {
         org.settings.api_access_enabled = v;
     }
     if let Some(v) = body
@@ -198,7 +201,11 @@ pub async fn invite_user(
         "role",
         "must be admin, supervisor (manager), agent (user) or viewer",
     );
-    let agent_id = body.agent_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let agent_id = body
+        .agent_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
     if let Some(agent) = agent_id {
         check.check(
             vocelio_shared::ids::is_key_safe(agent),
@@ -206,8 +213,14 @@ pub async fn invite_user(
             "must be 1-128 letters, digits or . _ @ : -",
         );
     }
-    let first_name = body.first_name.as_deref().map(|n| check.text("first_name", n, 0, 100));
-    let last_name = body.last_name.as_deref().map(|n| check.text("last_name", n, 0, 100));
+    let first_name = body
+        .first_name
+        .as_deref()
+        .map(|n| check.text("first_name", n, 0, 100));
+    let last_name = body
+        .last_name
+        .as_deref()
+        .map(|n| check.text("last_name", n, 0, 100));
     check.finish()?;
     let (Some(email), Some(role)) = (email, role) else {
         return Err(ApiError::field("email", "must be a valid email address"));
@@ -272,7 +285,10 @@ pub async fn invite_user(
         }
         return Err(ApiError::internal("the invitation was cancelled"));
     }
-    let link = format!("{}/accept-invite?token={token}", accounts.settings.app_base_url);
+    let link = format!(
+        "{}/accept-invite?token={token}",
+        accounts.settings.app_base_url
+    );
     accounts.mailer.send(
         &email,
         &format!("You are invited to {} on Vocelio", org.name),
@@ -328,11 +344,23 @@ pub async fn accept_invitation(
         .await?
         .ok_or_else(invalid)?;
     let mut check = vocelio_shared::validate::Violations::new();
-    let first = body.first_name.as_deref().map(|n| check.text("first_name", n, 1, 100));
-    let last = body.last_name.as_deref().map(|n| check.text("last_name", n, 1, 100));
+    let first = body
+        .first_name
+        .as_deref()
+        .map(|n| check.text("first_name", n, 1, 100));
+    let last = body
+        .last_name
+        .as_deref()
+        .map(|n| check.text("last_name", n, 1, 100));
     if let Err(weak) = check_strength(
         &password,
-        &[&user.email, &org.name, &org.subdomain, first.as_deref().unwrap_or(""), last.as_deref().unwrap_or("")],
+        &[
+            &user.email,
+            &org.name,
+            &org.subdomain,
+            first.as_deref().unwrap_or(""),
+            last.as_deref().unwrap_or(""),
+        ],
     ) {
         check.add("password", weak.to_string());
     }
@@ -399,11 +427,18 @@ pub async fn change_role(
             return Err(last_admin());
         }
     }
-    let agent_id = body.agent_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let agent_id = body
+        .agent_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
     if let Some(agent) = agent_id
         && !vocelio_shared::ids::is_key_safe(agent)
     {
-        return Err(ApiError::field("agent_id", "must be 1-128 letters, digits or . _ @ : -"));
+        return Err(ApiError::field(
+            "agent_id",
+            "must be 1-128 letters, digits or . _ @ : -",
+        ));
     }
     let mut next = store::bumped(user);
     next.agent_id = match role {
@@ -448,7 +483,9 @@ pub async fn remove_user(
             .key(SK, s(sk))
             .build()
             .map_err(ApiError::internal)?;
-        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().delete(d).build())
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .delete(d)
+            .build())
     };
     let user_delete = aws_sdk_dynamodb::types::Delete::builder()
         .table_name(table)
@@ -464,8 +501,14 @@ pub async fn remove_user(
             .delete(user_delete)
             .build(),
     ];
-    if vocelio_shared::dynamo::commit(&state.db, actions).await?.is_some() {
-        return Err(ApiError::conflict("concurrent_update", "the user changed meanwhile; retry"));
+    if vocelio_shared::dynamo::commit(&state.db, actions)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "concurrent_update",
+            "the user changed meanwhile; retry",
+        ));
     }
     let sessions = crate::sessions::revoke_all(&state, &user.id, None, "user_removed").await?;
     let keys = crate::apikeys::revoke_made_by(&state, &principal.user.tenant, &user.id).await?;

@@ -48,7 +48,9 @@ impl FromRequestParts<AppState> for Principal {
             ApiError::Unauthorized("an Authorization: Bearer token is required".into())
         })?;
         if vocelio_shared::apikeys::looks_like_api_key(token)
-            || parts.headers.contains_key(vocelio_shared::auth::API_KEY_HEADER)
+            || parts
+                .headers
+                .contains_key(vocelio_shared::auth::API_KEY_HEADER)
         {
             return Err(ApiError::Refused {
                 code: "insufficient_scope",
@@ -91,7 +93,10 @@ impl FromRequestParts<AppState> for Principal {
 
 /// The bearer credential of a request, if any.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -99,9 +104,10 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// The client address: API Gateway's source IP on Lambda, the socket's peer locally.
 pub fn client_address(parts: &Parts) -> String {
-    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) = parts
-        .extensions
-        .get::<lambda_http::request::RequestContext>()
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+        parts
+            .extensions
+            .get::<lambda_http::request::RequestContext>()
         && let Some(ip) = ctx.http.source_ip.as_deref()
     {
         return ip.to_owned();

@@ -143,7 +143,7 @@ pub async fn refresh(state: &AppState, accounts: &Accounts, token: &str) -> ApiR
     let digest = sha256_hex(token);
     if digest != session.current_hash {
         if let Some((_, rotated_at)) = session.previous.iter().find(|(d, _)| *d == digest) {
-            if now.unix_timestamp() - rotated_at <= accounts.settings.refresh_reuse_grace_seconds {
+            if now.unix_timestamp() - rotated_at < accounts.settings.refresh_reuse_grace_seconds {
                 return Err(ApiError::Unauthorized(
                     "this refresh token was just exchanged; use the newer one".into(),
                 ));
@@ -155,8 +155,7 @@ pub async fn refresh(state: &AppState, accounts: &Accounts, token: &str) -> ApiR
             );
             revoke(state, &session.id, "refresh_token_reused").await?;
             return Err(ApiError::Unauthorized(
-                "this refresh token was already used; the session is revoked, sign in again"
-                    .into(),
+                "this refresh token was already used; the session is revoked, sign in again".into(),
             ));
         }
         return Err(invalid());
@@ -225,7 +224,8 @@ pub async fn session_of_token(state: &AppState, token: &str) -> ApiResult<Option
     };
     let session: Session = from_record(item)?;
     let digest = sha256_hex(token);
-    let known = session.current_hash == digest || session.previous.iter().any(|(d, _)| *d == digest);
+    let known =
+        session.current_hash == digest || session.previous.iter().any(|(d, _)| *d == digest);
     Ok(known.then_some(session))
 }
 

@@ -41,8 +41,10 @@ pub struct AccountsSettings {
 impl AccountsSettings {
     /// Reads the settings; a malformed value stops start-up with its name.
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        let number = |name: &'static str, default: i64, range: std::ops::RangeInclusive<i64>| {
-            match source.get(name) {
+        let number =
+            |name: &'static str, default: i64, range: std::ops::RangeInclusive<i64>| match source
+                .get(name)
+            {
                 None => Ok(default),
                 Some(raw) => raw
                     .trim()
@@ -57,8 +59,7 @@ impl AccountsSettings {
                             range.end()
                         ),
                     }),
-            }
-        };
+            };
         let app_base_url = source
             .get("APP_BASE_URL")
             .unwrap_or_else(|| "http://localhost:3000".into())
@@ -85,7 +86,9 @@ impl AccountsSettings {
             address_failures: number("LOGIN_ADDRESS_FAILURES", 50, 1..=10_000)? as u32,
             max_lock_seconds: number("LOGIN_MAX_LOCK_SECONDS", 900, 1..=86_400)?,
             failure_window_seconds: number("LOGIN_FAILURE_WINDOW_SECONDS", 3600, 60..=86_400)?,
-            totp_issuer: source.get("TOTP_ISSUER").unwrap_or_else(|| "Vocelio".into()),
+            totp_issuer: source
+                .get("TOTP_ISSUER")
+                .unwrap_or_else(|| "Vocelio".into()),
             max_team_size: number("DEFAULT_MAX_TEAM_SIZE", 25, 1..=10_000)? as u32,
         })
     }

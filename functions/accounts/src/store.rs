@@ -160,11 +160,12 @@ pub struct Session {
     pub last_used_at: String,
     /// The session ends if unused until then (epoch s; also the TTL).
     pub expires_at: i64,
-    /// Set when revoked (logout, reuse detected, password change, removal).
-    #[serde(default)]
+    /// Set when revoked (logout, reuse detected, password change, removal); absent until
+    /// then (conditions test its absence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
     /// Why it was revoked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
     /// The browser or client that signed in.
     #[serde(default)]
@@ -207,7 +208,11 @@ pub fn sessions_gsi(user_id: &str) -> String {
 pub fn org_item(org: &Organization) -> ApiResult<vocelio_shared::dynamo::Item> {
     record_item(
         org,
-        vec![(PK, org_pk(&org.id)), (SK, "ORG".into()), ("entity", "organization".into())],
+        vec![
+            (PK, org_pk(&org.id)),
+            (SK, "ORG".into()),
+            ("entity", "organization".into()),
+        ],
     )
 }
 
@@ -240,7 +245,11 @@ pub fn session_item(session: &Session) -> ApiResult<vocelio_shared::dynamo::Item
 }
 
 /// A reservation item (subdomain, email) pointing at its owner.
-pub fn reservation_item(pk: String, sk: &str, fields: &[(&str, &str)]) -> vocelio_shared::dynamo::Item {
+pub fn reservation_item(
+    pk: String,
+    sk: &str,
+    fields: &[(&str, &str)],
+) -> vocelio_shared::dynamo::Item {
     let mut item = vocelio_shared::dynamo::Item::new();
     item.insert(PK.into(), s(pk));
     item.insert(SK.into(), s(sk));
@@ -251,7 +260,11 @@ pub fn reservation_item(pk: String, sk: &str, fields: &[(&str, &str)]) -> voceli
 }
 
 /// Reads one item by key (strongly consistent).
-pub async fn get(state: &AppState, pk: String, sk: &str) -> ApiResult<Option<vocelio_shared::dynamo::Item>> {
+pub async fn get(
+    state: &AppState,
+    pk: String,
+    sk: &str,
+) -> ApiResult<Option<vocelio_shared::dynamo::Item>> {
     Ok(state
         .db
         .get_item()

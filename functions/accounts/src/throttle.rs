@@ -15,12 +15,16 @@ use vocelio_shared::{ApiError, ApiResult, AppState, clock};
 use crate::password::sha256_hex;
 use crate::settings::AccountsSettings;
 
-/// A counter of failures.
+/// A counter of failures (times in epoch milliseconds).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Counter {
     failures: u32,
-    last_failure: i64,
-    locked_until: i64,
+    last_failure_ms: i64,
+    locked_until_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    (clock::now().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Which counter.
@@ -66,13 +70,14 @@ async fn read(state: &AppState, subject: Subject<'_>) -> ApiResult<Counter> {
 
 /// 429 with `Retry-After` when the account or the address must wait.
 pub async fn check(state: &AppState, subjects: &[Subject<'_>]) -> ApiResult<()> {
-    let now = clock::now().unix_timestamp();
-    let mut wait = 0;
+    let now = now_ms();
+    let mut wait_ms = 0;
     for subject in subjects {
         let counter = read(state, *subject).await?;
-        wait = wait.max(counter.locked_until - now);
+        wait_ms = wait_ms.max(counter.locked_until_ms - now);
     }
-    if wait > 0 {
+    if wait_ms > 0 {
+        let wait = (wait_ms + 999) / 1000;
         return Err(ApiError::Limited {
             code: "too_many_attempts",
             message: format!("too many failed sign-ins; try again in {wait} s"),
@@ -88,26 +93,28 @@ pub async fn fail(
     settings: &AccountsSettings,
     subjects: &[Subject<'_>],
 ) -> ApiResult<()> {
-    let now = clock::now().unix_timestamp();
+    let now = now_ms();
     for subject in subjects {
         let mut counter = read(state, *subject).await?;
-        if now - counter.last_failure > settings.failure_window_seconds {
+        if now - counter.last_failure_ms > settings.failure_window_seconds * 1000 {
             counter = Counter::default();
         }
         counter.failures += 1;
-        counter.last_failure = now;
+        counter.last_failure_ms = now;
         let lock = lock_seconds(
             counter.failures,
             subject.allowed(settings),
             settings.max_lock_seconds,
         );
         if lock > 0 {
-            counter.locked_until = now + lock;
+            counter.locked_until_ms = now + lock * 1000;
         }
         let mut item = record_item(&counter, vec![(PK, subject.pk()), (SK, "THROTTLE".into())])?;
         item.insert(
             EXPIRES_AT.into(),
-            vocelio_shared::dynamo::n(now + settings.failure_window_seconds + settings.max_lock_seconds),
+            vocelio_shared::dynamo::n(
+                now / 1000 + settings.failure_window_seconds + settings.max_lock_seconds,
+            ),
         );
         state
             .db

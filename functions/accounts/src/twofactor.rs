@@ -1,8 +1,8 @@
 //! Two-factor sign-in with TOTP (RFC 6238: 30 s steps, ±1 step, each code accepted once)
 //! and ten single-use backup codes, stored as digests.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vocelio_shared::extract::OptionalJsonBody;
@@ -42,8 +42,10 @@ pub async fn setup(
     let codes = new_backup_codes();
     let mut next = store::bumped(user);
     next.two_factor.pending_secret = Some(secret.clone());
-    next.two_factor.pending_backup_codes =
-        codes.iter().map(|c| hash_backup_code(&next.id, c)).collect();
+    next.two_factor.pending_backup_codes = codes
+        .iter()
+        .map(|c| hash_backup_code(&next.id, c))
+        .collect();
     store::save_user(&state, &next).await?;
     Ok(Json(json!({
         "qr_code": qr_code,
@@ -74,10 +76,13 @@ pub async fn verify(
             "set up two-factor first (POST /auth/two-factor/setup)",
         ));
     };
-    let secret = totp::decode_base32(&pending).ok_or_else(|| ApiError::internal("bad pending secret"))?;
+    let secret =
+        totp::decode_base32(&pending).ok_or_else(|| ApiError::internal("bad pending secret"))?;
     let code = body.code.unwrap_or_default();
-    let step = totp::verify(&secret, &code, clock::now().unix_timestamp(), None)
-        .ok_or_else(|| ApiError::field("code", "is not the current code of your authenticator app"))?;
+    let step =
+        totp::verify(&secret, &code, clock::now().unix_timestamp(), None).ok_or_else(|| {
+            ApiError::field("code", "is not the current code of your authenticator app")
+        })?;
     let mut next = store::bumped(user);
     let two = &mut next.two_factor;
     two.enabled = true;
@@ -85,7 +90,9 @@ pub async fn verify(
     two.backup_codes = std::mem::take(&mut two.pending_backup_codes);
     two.last_step = Some(step);
     store::save_user(&state, &next).await?;
-    Ok(Json(json!({ "two_factor_enabled": true, "message": "two-factor sign-in is on" })))
+    Ok(Json(
+        json!({ "two_factor_enabled": true, "message": "two-factor sign-in is on" }),
+    ))
 }
 
 /// `POST /auth/two-factor/disable {password, code}`: needs the password and a current code
@@ -98,10 +105,17 @@ pub async fn disable(
     let body = body.unwrap_or_default();
     let user = caller(&state, &principal).await?;
     if !user.two_factor.enabled {
-        return Err(ApiError::conflict("two_factor_disabled", "two-factor sign-in is already off"));
+        return Err(ApiError::conflict(
+            "two_factor_disabled",
+            "two-factor sign-in is already off",
+        ));
     }
     let password = body.password.unwrap_or_default();
-    if !user.password_hash.as_deref().is_some_and(|h| verify_password(&password, h)) {
+    if !user
+        .password_hash
+        .as_deref()
+        .is_some_and(|h| verify_password(&password, h))
+    {
         return Err(ApiError::field("password", "is incorrect"));
     }
     let code = body.code.unwrap_or_default();
@@ -111,7 +125,9 @@ pub async fn disable(
     let mut next = store::bumped(user);
     next.two_factor = Default::default();
     store::save_user(&state, &next).await?;
-    Ok(Json(json!({ "two_factor_enabled": false, "message": "two-factor sign-in is off" })))
+    Ok(Json(
+        json!({ "two_factor_enabled": false, "message": "two-factor sign-in is off" }),
+    ))
 }
 
 /// Uses a TOTP code (once per step) or a backup code (once) of `user`; the user as saved,

@@ -66,12 +66,11 @@ impl Realtime {
                 "pass the access token as the token query parameter".into(),
             ));
         };
-        let user = match vocelio_shared::auth::authorize_stream(&self.app, token, "/ws/transfers")
-            .await
-        {
-            Ok(user) => user,
-            Err(err) => return refuse(&err),
-        };
+        let user =
+            match vocelio_shared::auth::authorize_stream(&self.app, token, "/ws/transfers").await {
+                Ok(user) => user,
+                Err(err) => return refuse(&err),
+            };
         let Some(endpoint) = self.endpoint_for(&event.request_context) else {
             return refuse(&ApiError::internal(
                 "the $connect event has no domainName and WEBSOCKET_CALLBACK_URL is unset",

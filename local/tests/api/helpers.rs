@@ -227,8 +227,6 @@ pub struct TestApp {
     pub telephony: telephony::Telephony,
     /// The contacts service of this app (its S3 client reaches the run's bucket).
     pub contacts: contacts::Contacts,
-    /// The accounts service of this app (its signing keys, its outbox).
-    pub accounts: accounts::Accounts,
     http: reqwest::Client,
 }
 
@@ -305,7 +303,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         tts.clone(),
         telephony.clone(),
         contacts.clone(),
-        accounts.clone(),
+        accounts,
     );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -323,7 +321,6 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         twilio: stand.twilio.clone(),
         telephony,
         contacts,
-        accounts,
         http: reqwest::Client::new(),
     }
 }

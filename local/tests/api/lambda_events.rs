@@ -40,7 +40,11 @@ fn with_fresh_tokens(text: &str) -> String {
         let claims = token
             .split('.')
             .nth(1)
-            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         match claims {
             Some(c) if token.split('.').count() == 3 => {
@@ -91,6 +95,7 @@ async fn every_sample_event_dispatches_through_its_function() {
         telephony::SERVICE,
         TELEPHONY_WEBHOOKS,
         contacts::SERVICE,
+        accounts::SERVICE,
     ];
     for folder in &folders {
         assert!(
@@ -115,6 +120,14 @@ async fn every_sample_event_dispatches_through_its_function() {
                     telephony::webhook_router(app.state.clone(), app.telephony.clone())
                 }
                 "contacts" => contacts::router(app.state.clone(), app.contacts.clone()),
+                "accounts" => accounts::router(
+                    app.state.clone(),
+                    vocelio_local::stack::local_accounts(
+                        &|_| None,
+                        vocelio_local::stack::local_signing_keys().unwrap(),
+                    )
+                    .unwrap(),
+                ),
                 _ => realtime::router(app.state.clone()),
             };
             let response = router.oneshot(request).await.unwrap();

@@ -2,6 +2,7 @@
 //! network. One binary, so the stand-ins start once per run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod agents;
 mod contacts;
 mod departments;

@@ -93,14 +93,7 @@ impl EventStream {
 }
 
 fn token(tenant: &str, role: Role) -> String {
-    vocelio_local::stack::mint_token(
-        crate::helpers::dev_keys(),
-        tenant,
-        "viewer",
-        role,
-        1,
-    )
-    .unwrap()
+    vocelio_local::stack::mint_token(crate::helpers::dev_keys(), tenant, "viewer", role, 1).unwrap()
 }
 
 async fn fast_app() -> TestApp {
