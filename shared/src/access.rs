@@ -134,10 +134,20 @@ pub fn scope_for(method: &Method, route: &str) -> Option<Scope> {
     let path = route.strip_prefix("/api").unwrap_or(route);
     let path = path.strip_prefix("/v1").unwrap_or(path);
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("");
     let read = is_read(method);
     let pick = |r: Scope, w: Scope| Some(if read { r } else { w });
+    // Handing a call to a human and a department's queue are transfer operations, whatever
+    // resource their path starts with.
+    if last == "transfer" || last == "transfer-history" {
+        return pick(Scope::TransfersRead, Scope::TransfersWrite);
+    }
+    if first == "departments" && last == "queue" {
+        return read.then_some(Scope::TransfersRead);
+    }
     match first {
-        "calls" | "call-logs" | "telephony" => pick(Scope::CallsRead, Scope::CallsWrite),
+        "calls" | "call" | "call-logs" | "telephony" => pick(Scope::CallsRead, Scope::CallsWrite),
+        "ws" => read.then_some(Scope::TransfersRead),
         "transfers" | "transfer" | "queue" => pick(Scope::TransfersRead, Scope::TransfersWrite),
         "contacts" | "contact-lists" | "uploads" | "dnc-lists" | "dnc" => {
             pick(Scope::ContactsRead, Scope::ContactsWrite)
@@ -214,6 +224,22 @@ mod tests {
         assert_eq!(scope_for(&Method::POST, "/api/departments"), None);
         assert_eq!(scope_for(&Method::GET, "/auth/me"), None);
         assert_eq!(scope_for(&Method::POST, "/api/numbers/buy"), None);
+        assert_eq!(
+            scope_for(&Method::POST, "/api/calls/transfer"),
+            Some(Scope::TransfersWrite)
+        );
+        assert_eq!(
+            scope_for(&Method::POST, "/api/calls/{call_id}/transfer"),
+            Some(Scope::TransfersWrite)
+        );
+        assert_eq!(
+            scope_for(&Method::GET, "/api/departments/{id}/queue"),
+            Some(Scope::TransfersRead)
+        );
+        assert_eq!(
+            scope_for(&Method::GET, "/call/{call_id}/transfer-history"),
+            Some(Scope::TransfersRead)
+        );
     }
 
     #[test]

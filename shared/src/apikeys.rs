@@ -76,20 +76,23 @@ pub struct Grant {
     pub expires_at: Option<String>,
 }
 
+/// A resolved key: its grant, and whether its organisation allows API access now.
+type Resolved = Option<(Grant, bool)>;
+
 /// Resolved keys, per instance, for [`CACHE_SECONDS`].
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<Grant>, Instant)>>,
+    entries: Mutex<HashMap<String, (Resolved, Instant)>>,
 }
 
 impl KeyCache {
-    fn get(&self, digest: &str) -> Option<Option<Grant>> {
+    fn get(&self, digest: &str) -> Option<Resolved> {
         let entries = self.entries.lock().ok()?;
         let (grant, at) = entries.get(digest)?;
         (at.elapsed() < Duration::from_secs(CACHE_SECONDS)).then(|| grant.clone())
     }
 
-    fn put(&self, digest: String, grant: Option<Grant>) {
+    fn put(&self, digest: String, grant: Resolved) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() > 10_000 {
                 entries.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(CACHE_SECONDS));
@@ -121,14 +124,25 @@ pub async fn authenticate_key(state: &AppState, key: &str) -> Result<AuthUser, A
                 .map_err(crate::dynamo::sdk_error)?
                 .item;
             let grant = match item {
-                Some(item) => Some(crate::dynamo::from_record::<Grant>(item)?),
+                Some(item) => {
+                    let grant = crate::dynamo::from_record::<Grant>(item)?;
+                    let enabled = api_access_enabled(state, &grant.tenant_id).await?;
+                    Some((grant, enabled))
+                }
                 None => None,
             };
             state.api_keys.put(digest, grant.clone());
             grant
         }
     };
-    let grant = grant.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+    let (grant, enabled) =
+        grant.ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+    if !enabled {
+        return Err(ApiError::Refused {
+            code: "api_access_disabled",
+            message: "API access is turned off in this organisation's settings".into(),
+        });
+    }
     let now = time::OffsetDateTime::now_utc();
     if let Some(expires) = grant.expires_at.as_deref()
         && time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
@@ -206,4 +220,28 @@ async fn count_request(
         }
         Err(err) => Err(crate::dynamo::sdk_error(err)),
     }
+}
+
+/// Whether the organisation's settings allow API keys (`settings.api_access_enabled` of its
+/// `ORG#<tenant>` item; a tenant without one, such as a local dev tenant, allows them).
+async fn api_access_enabled(state: &AppState, tenant: &str) -> Result<bool, ApiError> {
+    let item = state
+        .db
+        .get_item()
+        .table_name(state.table())
+        .key(PK, s(format!("ORG#{tenant}")))
+        .key(SK, s("ORG"))
+        .projection_expression("settings.api_access_enabled")
+        .send()
+        .await
+        .map_err(crate::dynamo::sdk_error)?
+        .item;
+    let flag = item
+        .as_ref()
+        .and_then(|i| i.get("settings"))
+        .and_then(|v| v.as_m().ok())
+        .and_then(|m| m.get("api_access_enabled"))
+        .and_then(|v| v.as_bool().ok())
+        .copied();
+    Ok(flag.unwrap_or(true))
 }

@@ -179,11 +179,14 @@ fn token_verifier(
     source: &dyn Source,
 ) -> Result<std::sync::Arc<crate::jwt::TokenVerifier>, ConfigError> {
     let jwks_url = match source.get("JWKS_URL") {
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+        Some(url) if url.starts_with("https://") => Some(url),
+        // Plain HTTP only off Lambda (the local stack): on AWS it would let a network
+        // attacker hand out keys.
+        Some(url) if url.starts_with("http://") && !crate::jwt::on_lambda() => Some(url),
         Some(url) => {
             return Err(ConfigError::new(
                 "JWKS_URL",
-                format!("must be an http(s) URL, not {url:?}"),
+                format!("must be an https URL, not {url:?}"),
             ));
         }
         None => None,

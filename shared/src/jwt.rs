@@ -266,7 +266,10 @@ pub struct TokenVerifier {
 #[derive(Default)]
 struct Fetched {
     keys: HashMap<String, DecodingKey>,
+    /// The last successful fetch.
     at: Option<Instant>,
+    /// The last attempt, successful or not.
+    tried: Option<Instant>,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -408,13 +411,11 @@ impl TokenVerifier {
             return Some(key.clone());
         }
         let url = self.jwks_url.as_ref()?;
-        let (cached, fresh, may_refetch) = {
+        let (cached, fresh) = {
             let fetched = self.fetched.read().ok()?;
-            let age = fetched.at.map(|at| at.elapsed());
             (
                 fetched.keys.get(kid).cloned(),
-                age.is_some_and(|a| a < self.cache_for),
-                age.is_none_or(|a| a >= self.refetch_floor),
+                fetched.at.is_some_and(|at| at.elapsed() < self.cache_for),
             )
         };
         if let Some(key) = cached
@@ -422,19 +423,29 @@ impl TokenVerifier {
         {
             return Some(key);
         }
-        if !fresh || may_refetch {
+        {
             let _one_fetcher = self.fetch_lock.lock().await;
-            // Another request may have fetched while this one waited.
-            let refetch = self
+            // Another request may have fetched (or tried) while this one waited; failures
+            // are retried at most every `refetch_floor`.
+            let due = self
                 .fetched
                 .read()
                 .ok()
-                .is_some_and(|f| f.at.is_none_or(|at| at.elapsed() >= self.refetch_floor));
-            if refetch {
+                .is_some_and(|f| f.tried.is_none_or(|t| t.elapsed() >= self.refetch_floor));
+            if due {
                 self.refetch(url).await;
             }
         }
         let fetched = self.fetched.read().ok()?;
+        // While the JWKS cannot be fetched, keys fetched before keep verifying only as long
+        // as a token may live, so a retired key does not verify forever.
+        let hard_limit = Duration::from_secs(self.max_lifetime_seconds.max(0) as u64);
+        if fetched
+            .at
+            .is_none_or(|at| at.elapsed() >= hard_limit.max(self.cache_for))
+        {
+            return None;
+        }
         fetched.keys.get(kid).cloned()
     }
 
@@ -453,21 +464,20 @@ impl TokenVerifier {
         };
         let parsed = body.as_deref().map(parse_jwks);
         if let Ok(mut fetched) = self.fetched.write() {
+            fetched.tried = Some(Instant::now());
             match parsed {
                 Some(Ok(keys)) => {
-                    let local_on_lambda =
-                        on_lambda() && keys.keys().any(|k| k.starts_with(LOCAL_KID_PREFIX));
-                    fetched.keys = if local_on_lambda {
+                    if on_lambda() && keys.keys().any(|k| k.starts_with(LOCAL_KID_PREFIX)) {
                         tracing::error!("the JWKS names a local development key; ignored");
-                        HashMap::new()
+                        fetched.keys = HashMap::new();
                     } else {
-                        keys
-                    };
+                        fetched.keys = keys;
+                    }
+                    fetched.at = Some(Instant::now());
                 }
                 Some(Err(err)) => tracing::warn!(error = %err, "the JWKS is malformed"),
                 None => {}
             }
-            fetched.at = Some(Instant::now());
         }
     }
 }

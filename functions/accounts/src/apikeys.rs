@@ -114,23 +114,29 @@ async fn records(
     state: &AppState,
     tenant: &TenantId,
 ) -> ApiResult<Vec<(KeyRecord, vocelio_shared::dynamo::Item)>> {
-    let page = state
-        .db
-        .query()
-        .table_name(state.table())
-        .key_condition_expression("PK = :pk AND begins_with(SK, :key)")
-        .expression_attribute_values(":pk", s(tenant_keys_pk(tenant)))
-        .expression_attribute_values(":key", s("KEY#"))
-        .consistent_read(true)
-        .limit(200)
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    page.items
-        .unwrap_or_default()
-        .into_iter()
-        .map(|item| Ok((from_record::<KeyRecord>(item.clone())?, item)))
-        .collect()
+    let mut records = Vec::new();
+    let mut start = None;
+    loop {
+        let page = state
+            .db
+            .query()
+            .table_name(state.table())
+            .key_condition_expression("PK = :pk AND begins_with(SK, :key)")
+            .expression_attribute_values(":pk", s(tenant_keys_pk(tenant)))
+            .expression_attribute_values(":key", s("KEY#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in page.items.unwrap_or_default() {
+            records.push((from_record::<KeyRecord>(item.clone())?, item));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(records);
+        }
+    }
 }
 
 /// `GET /settings/api-keys` (and `/api-keys`): the organisation's keys, masked (admins).

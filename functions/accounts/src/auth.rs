@@ -15,7 +15,7 @@ use crate::password::{self, check_strength, hash_password, verify_against_dummy,
 use crate::principal::{ClientInfo, Principal};
 use crate::sessions::{self, Issued};
 use crate::store::{self, OrgSettings, Organization, TwoFactor, User};
-use crate::throttle::{self, Subject};
+use crate::throttle::{self, Attempt};
 
 /// Subdomains nobody may register.
 const RESERVED_SUBDOMAINS: [&str; 16] = [
@@ -149,6 +149,14 @@ pub async fn register(
     client: ClientInfo,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> ApiResult<Response> {
+    // Before anything costly (the strength estimate, the hash).
+    throttle::allow(
+        &state,
+        "REGISTER",
+        &client.ip,
+        accounts.settings.anonymous_actions_per_hour,
+    )
+    .await?;
     let mut check = vocelio_shared::validate::Violations::new();
     let email = body.email.as_deref().and_then(normalise_email);
     check.check(email.is_some(), "email", "must be a valid email address");
@@ -210,6 +218,7 @@ pub async fn register(
         max_team_size: accounts.settings.max_team_size,
         settings: OrgSettings::default(),
         created_at: now.clone(),
+        active_admins: 1,
     };
     let user = User {
         id: vocelio_shared::ids::new_id("usr"),
@@ -227,9 +236,12 @@ pub async fn register(
         created_at: now.clone(),
         last_login: Some(now),
         reset_sent_at: None,
+        credential_version: 0,
         version: 1,
     };
     let table = state.table();
+    // An invitation nobody accepted in time does not hold its email forever.
+    release_expired_invitation(&state, &accounts, &email).await?;
     let actions = vec![
         vocelio_shared::dynamo::create_action(
             table,
@@ -302,8 +314,8 @@ pub async fn login(
             "email and password are required",
         )]));
     }
-    let subjects = [Subject::Account(&email), Subject::Address(&client.ip)];
-    throttle::check(&state, &subjects).await?;
+    let attempt = Attempt::new(&email, &client.ip);
+    attempt.begin(&state, &accounts.settings).await?;
     let found = store::user_by_email(&state, &email).await?;
     let user = match found {
         Some(user) if user.status == "active" => match user.password_hash.as_deref() {
@@ -320,7 +332,6 @@ pub async fn login(
         }
     };
     let Some(mut user) = user else {
-        throttle::fail(&state, &accounts.settings, &subjects).await?;
         return Err(wrong_credentials());
     };
     if user.two_factor.enabled {
@@ -330,6 +341,7 @@ pub async fn login(
             .map(str::trim)
             .filter(|c| !c.is_empty());
         let Some(code) = code else {
+            attempt.succeeded(&state).await?;
             return Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({
@@ -342,14 +354,13 @@ pub async fn login(
         match crate::twofactor::consume_code(&state, &user, code).await? {
             Some(updated) => user = updated,
             None => {
-                throttle::fail(&state, &accounts.settings, &subjects).await?;
                 return Err(ApiError::Unauthorized(
                     "the two-factor code is incorrect".into(),
                 ));
             }
         }
     }
-    throttle::clear(&state, Subject::Account(&email)).await?;
+    attempt.succeeded(&state).await?;
     let org = store::organization(&state, &user.tenant_id)
         .await?
         .ok_or_else(|| ApiError::internal("a user's organisation is missing"))?;
@@ -445,10 +456,7 @@ pub async fn logout(
 }
 
 async fn me_and_org(state: &AppState, principal: &Principal) -> ApiResult<(User, Organization)> {
-    let user = store::user(state, &principal.account_id)
-        .await?
-        .filter(|u| u.tenant_id == principal.tenant() && u.status == "active")
-        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
+    let user = principal.account.clone();
     let org = store::organization(state, &user.tenant_id)
         .await?
         .ok_or_else(|| ApiError::internal("a user's organisation is missing"))?;
@@ -472,11 +480,14 @@ pub struct ProfileBody {
     /// The app sends a browser `blob:` URL: accepted and not stored.
     #[serde(default)]
     profile_picture: Option<Value>,
+    /// Needed to change the email (a stolen access token must not move the account).
+    current_password: Option<String>,
 }
 
 /// Saves the caller's profile and answers it whole.
 pub async fn update_profile(
     State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
     principal: Principal,
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> ApiResult<Json<Value>> {
@@ -516,6 +527,15 @@ pub async fn update_profile(
         _ => None,
     };
     check.finish()?;
+    if new_email.is_some() {
+        verify_current_password(
+            &state,
+            &accounts.settings,
+            &principal,
+            body.current_password.as_deref(),
+        )
+        .await?;
+    }
     match new_email {
         None => store::save_user(&state, &next).await?,
         Some(email) => {
@@ -574,18 +594,18 @@ pub struct ChangePasswordBody {
 /// Changes the caller's password and ends their other sessions.
 pub async fn change_password(
     State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
     principal: Principal,
     JsonBody(body): JsonBody<ChangePasswordBody>,
 ) -> ApiResult<Json<Value>> {
     let (user, org) = me_and_org(&state, &principal).await?;
-    let current = body.current_password.unwrap_or_default();
-    let ok = user
-        .password_hash
-        .as_deref()
-        .is_some_and(|hash| verify_password(&current, hash));
-    if !ok {
-        return Err(ApiError::field("current_password", "is incorrect"));
-    }
+    verify_current_password(
+        &state,
+        &accounts.settings,
+        &principal,
+        body.current_password.as_deref(),
+    )
+    .await?;
     let new_password = body.new_password.unwrap_or_default();
     check_strength(
         &new_password,
@@ -600,7 +620,11 @@ pub async fn change_password(
     .map_err(|weak| ApiError::field("new_password", weak.to_string()))?;
     let mut next = store::bumped(user);
     next.password_hash = Some(hash_password(&new_password).map_err(ApiError::internal)?);
+    next.credential_version += 1;
     store::save_user(&state, &next).await?;
+    if let Some(session) = principal.session_id.as_deref() {
+        sessions::restamp(&state, session, next.credential_version).await?;
+    }
     let ended = sessions::revoke_all(
         &state,
         &next.id,
@@ -626,6 +650,7 @@ const FORGOT_ANSWER: &str =
 pub async fn forgot_password(
     State(state): State<AppState>,
     Extension(accounts): Extension<Accounts>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<ForgotBody>,
 ) -> ApiResult<Response> {
     let email = body
@@ -633,6 +658,13 @@ pub async fn forgot_password(
         .as_deref()
         .and_then(normalise_email)
         .ok_or_else(|| ApiError::field("email", "must be a valid email address"))?;
+    throttle::allow(
+        &state,
+        "FORGOT",
+        &client.ip,
+        accounts.settings.anonymous_actions_per_hour,
+    )
+    .await?;
     let answer = (
         StatusCode::ACCEPTED,
         Json(json!({ "message": FORGOT_ANSWER })),
@@ -649,9 +681,13 @@ pub async fn forgot_password(
     let mut item = store::reservation_item(
         format!("RESET#{}", password::sha256_hex(&token)),
         "RESET",
-        &[("user_id", &user.id)],
+        &[("user_id", &user.id), ("email", &user.email)],
     );
     item.insert("not_after".into(), vocelio_shared::dynamo::n(expires));
+    item.insert(
+        "credential_version".into(),
+        vocelio_shared::dynamo::n(user.credential_version),
+    );
     item.insert(
         vocelio_shared::keys::EXPIRES_AT.into(),
         vocelio_shared::dynamo::n(expires),
@@ -692,8 +728,17 @@ pub struct ResetBody {
 /// Takes a reset token once, sets the new password and ends every session.
 pub async fn reset_password(
     State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
+    client: ClientInfo,
     JsonBody(body): JsonBody<ResetBody>,
 ) -> ApiResult<Json<Value>> {
+    throttle::allow(
+        &state,
+        "RESET",
+        &client.ip,
+        accounts.settings.anonymous_actions_per_hour,
+    )
+    .await?;
     let token = body.token.unwrap_or_default();
     let new_password = body.new_password.unwrap_or_default();
     if !token.starts_with("vpr_") || token.len() > 100 {
@@ -702,26 +747,39 @@ pub async fn reset_password(
             "this reset link is not valid; ask for a new one",
         ));
     }
-    let taken = take_token(
-        &state,
-        format!("RESET#{}", password::sha256_hex(&token)),
-        "RESET",
-    )
-    .await?;
-    let user_id = taken.ok_or_else(|| {
+    let invalid = || {
         ApiError::bad_request(
             "invalid_token",
             "this reset link is not valid, used or expired; ask for a new one",
         )
-    })?;
-    let user = store::user(&state, &user_id)
+    };
+    let pk = format!("RESET#{}", password::sha256_hex(&token));
+    let item = store::get(&state, pk.clone(), "RESET")
         .await?
-        .ok_or_else(|| ApiError::bad_request("invalid_token", "this reset link is not valid"))?;
+        .ok_or_else(invalid)?;
+    let text = |name: &str| match item.get(name) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let issued_version = match item.get("credential_version") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(v)) => v.parse::<u64>().ok(),
+        _ => None,
+    };
+    let user = store::user(&state, &text("user_id").ok_or_else(invalid)?)
+        .await?
+        .ok_or_else(invalid)?;
+    // A link stops working once the password or the email changed after it was sent.
+    if issued_version != Some(user.credential_version)
+        || text("email").as_deref() != Some(&user.email)
+    {
+        return Err(invalid());
+    }
     let org = store::organization(&state, &user.tenant_id).await?;
     let org_inputs = org
         .as_ref()
         .map(|o| (o.name.clone(), o.subdomain.clone()))
         .unwrap_or_default();
+    // Checked before the link is spent, so a weak password does not burn it.
     check_strength(
         &new_password,
         &[
@@ -733,11 +791,14 @@ pub async fn reset_password(
         ],
     )
     .map_err(|weak| ApiError::field("new_password", weak.to_string()))?;
+    if take_token(&state, pk, "RESET").await?.as_deref() != Some(user.id.as_str()) {
+        return Err(invalid());
+    }
     let mut next = store::bumped(user);
     next.password_hash = Some(hash_password(&new_password).map_err(ApiError::internal)?);
+    next.credential_version += 1;
     store::save_user(&state, &next).await?;
     sessions::revoke_all(&state, &next.id, None, "password_reset").await?;
-    throttle::clear(&state, Subject::Account(&next.email)).await?;
     Ok(Json(
         json!({ "message": "password changed; sign in with the new one" }),
     ))
@@ -807,4 +868,81 @@ pub async fn revoke_session(
     Ok(Json(
         json!({ "message": "session ended", "id": session_id }),
     ))
+}
+
+/// Checks the caller's current password under the same throttle as sign-in (a stolen access
+/// token must not become an online password oracle).
+pub async fn verify_current_password(
+    state: &AppState,
+    settings: &crate::settings::AccountsSettings,
+    principal: &Principal,
+    password: Option<&str>,
+) -> ApiResult<()> {
+    let password = password.unwrap_or_default();
+    if password.is_empty() {
+        return Err(ApiError::field(
+            "current_password",
+            "is required for this change",
+        ));
+    }
+    let attempt = Attempt::new(&principal.account.email, &principal.client_ip);
+    attempt.begin(state, settings).await?;
+    let ok = principal
+        .account
+        .password_hash
+        .as_deref()
+        .is_some_and(|hash| verify_password(password, hash));
+    if !ok {
+        return Err(ApiError::field("current_password", "is incorrect"));
+    }
+    attempt.succeeded(state).await
+}
+
+/// Frees an email held by an invited user whose invitation expired unaccepted: the user and
+/// the reservation go together, only if nothing changed them meanwhile.
+async fn release_expired_invitation(
+    state: &AppState,
+    accounts: &Accounts,
+    email: &str,
+) -> ApiResult<()> {
+    let Some(user) = store::user_by_email(state, email).await? else {
+        return Ok(());
+    };
+    let invited_at = time::OffsetDateTime::parse(
+        &user.created_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_or(0, |t| t.unix_timestamp());
+    let expired =
+        clock::now().unix_timestamp() - invited_at > accounts.settings.invitation_ttl_seconds;
+    if user.status != "invited" || !expired {
+        return Ok(());
+    }
+    use vocelio_shared::dynamo::{n, s};
+    use vocelio_shared::keys::{PK, SK};
+    let table = state.table();
+    let delete = |pk: String, sk: &str, version: Option<u64>| {
+        let mut d = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(table)
+            .key(PK, s(pk))
+            .key(SK, s(sk));
+        if let Some(version) = version {
+            d = d
+                .condition_expression("version = :seen")
+                .expression_attribute_values(":seen", n(version));
+        }
+        d.build()
+            .map(|d| {
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .delete(d)
+                    .build()
+            })
+            .map_err(ApiError::internal)
+    };
+    let actions = vec![
+        delete(store::user_pk(&user.id), "USER", Some(user.version))?,
+        delete(store::email_pk(email), "EMAIL", None)?,
+    ];
+    vocelio_shared::dynamo::commit(&state.db, actions).await?;
+    Ok(())
 }

@@ -143,12 +143,21 @@ pub async fn update_settings(
         org.settings.webhook_notifications = v;
     }
     check.finish()?;
+    let settings = serde_dynamo::to_attribute_value::<_, aws_sdk_dynamodb::types::AttributeValue>(
+        &org.settings,
+    )
+    .map_err(ApiError::internal)?;
     state
         .db
-        .put_item()
+        .update_item()
         .table_name(state.table())
-        .set_item(Some(store::org_item(&org)?))
+        .key(PK, s(store::org_pk(&org.id)))
+        .key(SK, s("ORG"))
+        .update_expression("SET #name = :name, settings = :settings")
         .condition_expression("attribute_exists(PK)")
+        .expression_attribute_names("#name", "name")
+        .expression_attribute_values(":name", s(org.name.clone()))
+        .expression_attribute_values(":settings", settings)
         .send()
         .await
         .map_err(vocelio_shared::dynamo::sdk_error)?;
@@ -249,6 +258,7 @@ pub async fn invite_user(
         created_at: clock::rfc3339(clock::now()),
         last_login: None,
         reset_sent_at: None,
+        credential_version: 0,
         version: 1,
     };
     let token = random_token("vin_", 32);
@@ -329,6 +339,13 @@ pub async fn accept_invitation(
     if !token.starts_with("vin_") || token.len() > 100 {
         return Err(invalid());
     }
+    crate::throttle::allow(
+        &state,
+        "ACCEPT",
+        &client.ip,
+        accounts.settings.anonymous_actions_per_hour,
+    )
+    .await?;
     let pk = format!("INVITE#{}", sha256_hex(&token));
     let Some(item) = store::get(&state, pk.clone(), "INVITE").await? else {
         return Err(invalid());
@@ -379,7 +396,28 @@ pub async fn accept_invitation(
         next.last_name = last;
     }
     next.last_login = Some(clock::rfc3339(clock::now()));
-    store::save_user(&state, &next).await?;
+    if next.role == Role::Admin {
+        let table = state.table();
+        let actions = vec![
+            vocelio_shared::dynamo::replace_action(
+                table,
+                store::user_item(&next)?,
+                next.version - 1,
+            )?,
+            store::admins_action(table, &next.tenant_id, 1)?,
+        ];
+        if vocelio_shared::dynamo::commit(&state.db, actions)
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::conflict(
+                "concurrent_update",
+                "the user changed meanwhile; retry",
+            ));
+        }
+    } else {
+        store::save_user(&state, &next).await?;
+    }
     let issued = crate::sessions::start(&state, &accounts, &next, &client).await?;
     let mut answer = issued.json();
     let info = crate::auth::user_info(&next, &org);
@@ -417,16 +455,6 @@ pub async fn change_role(
         .and_then(parse_role)
         .ok_or_else(|| ApiError::field("role", "must be admin, supervisor, agent or viewer"))?;
     let user = store::user_in(&state, &org_id, &user_id).await?;
-    if user.role == Role::Admin && role != Role::Admin {
-        let admins = store::users_of(&state, &org_id)
-            .await?
-            .iter()
-            .filter(|u| u.role == Role::Admin && u.status == "active")
-            .count();
-        if admins <= 1 {
-            return Err(last_admin());
-        }
-    }
     let agent_id = body
         .agent_id
         .as_deref()
@@ -440,7 +468,7 @@ pub async fn change_role(
             "must be 1-128 letters, digits or . _ @ : -",
         ));
     }
-    let mut next = store::bumped(user);
+    let mut next = store::bumped(user.clone());
     next.agent_id = match role {
         Role::Agent => Some(
             agent_id
@@ -450,8 +478,28 @@ pub async fn change_role(
         ),
         _ => None,
     };
+    let was_admin = user_is_active_admin(&user);
     next.role = role;
-    store::save_user(&state, &next).await?;
+    let delta = i64::from(user_is_active_admin(&next)) - i64::from(was_admin);
+    if delta == 0 {
+        store::save_user(&state, &next).await?;
+    } else {
+        let table = state.table();
+        let actions = vec![
+            vocelio_shared::dynamo::replace_action(table, store::user_item(&next)?, user.version)?,
+            store::admins_action(table, &org_id, delta)?,
+        ];
+        match vocelio_shared::dynamo::commit(&state.db, actions).await? {
+            None => {}
+            Some(c) if c.condition_failed(1) => return Err(last_admin()),
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    "concurrent_update",
+                    "the user changed meanwhile; retry",
+                ));
+            }
+        }
+    }
     Ok(Json(member_json(&next)))
 }
 
@@ -465,16 +513,6 @@ pub async fn remove_user(
     principal.admin()?;
     own_org(&state, &principal, &org_id).await?;
     let user = store::user_in(&state, &org_id, &user_id).await?;
-    if user.role == Role::Admin {
-        let admins = store::users_of(&state, &org_id)
-            .await?
-            .iter()
-            .filter(|u| u.role == Role::Admin && u.status == "active")
-            .count();
-        if admins <= 1 {
-            return Err(last_admin());
-        }
-    }
     let table = state.table();
     let delete = |pk: String, sk: &str| -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
         let d = aws_sdk_dynamodb::types::Delete::builder()
@@ -495,20 +533,24 @@ pub async fn remove_user(
         .expression_attribute_values(":seen", vocelio_shared::dynamo::n(user.version))
         .build()
         .map_err(ApiError::internal)?;
-    let actions = vec![
-        delete(store::email_pk(&user.email), "EMAIL")?,
+    let mut actions = vec![
         aws_sdk_dynamodb::types::TransactWriteItem::builder()
             .delete(user_delete)
             .build(),
+        delete(store::email_pk(&user.email), "EMAIL")?,
     ];
-    if vocelio_shared::dynamo::commit(&state.db, actions)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::conflict(
-            "concurrent_update",
-            "the user changed meanwhile; retry",
-        ));
+    if user_is_active_admin(&user) {
+        actions.push(store::admins_action(table, &org_id, -1)?);
+    }
+    match vocelio_shared::dynamo::commit(&state.db, actions).await? {
+        None => {}
+        Some(c) if c.condition_failed(2) => return Err(last_admin()),
+        Some(_) => {
+            return Err(ApiError::conflict(
+                "concurrent_update",
+                "the user changed meanwhile; retry",
+            ));
+        }
     }
     let sessions = crate::sessions::revoke_all(&state, &user.id, None, "user_removed").await?;
     let keys = crate::apikeys::revoke_made_by(&state, &principal.user.tenant, &user.id).await?;
@@ -518,4 +560,8 @@ pub async fn remove_user(
         "sessions_ended": sessions,
         "api_keys_revoked": keys,
     })))
+}
+
+fn user_is_active_admin(user: &User) -> bool {
+    user.role == Role::Admin && user.status == "active"
 }

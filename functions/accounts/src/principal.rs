@@ -1,5 +1,9 @@
 //! The signed-in user of an accounts route: a user's access token (API keys cannot manage
-//! accounts), with the shared access table applied like on every other route.
+//! accounts), with the shared access table applied like on every other route. Unlike other
+//! functions, the accounts function does not take the token's word for the role: it reads
+//! the user (still active, same tenant, its current role) and the session (not ended, not
+//! older than the last password change), so a demoted or removed admin, or a signed-out
+//! session, cannot manage accounts with a token that has not expired yet.
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
@@ -7,16 +11,22 @@ use vocelio_shared::auth::AuthUser;
 use vocelio_shared::ids::TenantId;
 use vocelio_shared::{ApiError, AppState, Role};
 
-/// The caller: who they are as every function sees them, their user account, and the
-/// session their token came from.
+/// The caller: who they are as every function sees them, their user account as stored
+/// now, and the session their token came from.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// As other functions see the caller (role, tenant).
+    /// The caller with their current role and tenant.
     pub user: AuthUser,
     /// The user account (`usr_…`).
     pub account_id: String,
-    /// The sign-in session of the token, if any.
+    /// The user as stored now.
+    pub account: crate::store::User,
+    /// The sign-in session of the token.
     pub session_id: Option<String>,
+    /// When that session signed in (epoch seconds).
+    pub signed_in_at: i64,
+    /// The client address of this request.
+    pub client_ip: String,
 }
 
 impl Principal {
@@ -71,10 +81,31 @@ impl FromRequestParts<AppState> for Principal {
                 "the X-Tenant-ID header does not match the token's tenant".into(),
             ));
         }
+        let gone = || ApiError::Unauthorized("this account or session no longer exists".into());
+        let account = crate::store::user(state, &verified.account_id)
+            .await?
+            .filter(|u| u.tenant_id == tenant.as_str() && u.status == "active")
+            .ok_or_else(gone)?;
+        let session_id = verified.session_id.ok_or_else(gone)?;
+        let session = crate::store::get(state, crate::store::session_pk(&session_id), "SESSION")
+            .await?
+            .map(vocelio_shared::dynamo::from_record::<crate::store::Session>)
+            .transpose()?
+            .filter(|s| {
+                s.revoked_at.is_none()
+                    && s.user_id == account.id
+                    && s.credential_version == account.credential_version
+            })
+            .ok_or_else(gone)?;
+        let signed_in_at = time::OffsetDateTime::parse(
+            &session.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_or(0, |t| t.unix_timestamp());
         let user = AuthUser {
-            user_id: verified.subject,
+            user_id: account.subject().to_owned(),
             tenant,
-            role: verified.role,
+            role: account.role,
             scopes: None,
         };
         let route = parts
@@ -85,8 +116,11 @@ impl FromRequestParts<AppState> for Principal {
         tracing::Span::current().record("tenant", user.tenant.as_str());
         Ok(Self {
             user,
-            account_id: verified.account_id,
-            session_id: verified.session_id,
+            account_id: account.id.clone(),
+            account,
+            session_id: Some(session_id),
+            signed_in_at,
+            client_ip: client_address(parts),
         })
     }
 }

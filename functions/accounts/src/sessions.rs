@@ -100,6 +100,7 @@ pub async fn start(
         revoked_reason: None,
         user_agent: client.user_agent.clone(),
         ip: Some(client.ip.clone()),
+        credential_version: user.credential_version,
     };
     state
         .db
@@ -164,6 +165,11 @@ pub async fn refresh(state: &AppState, accounts: &Accounts, token: &str) -> ApiR
         .await?
         .filter(|u| u.status == "active")
         .ok_or_else(invalid)?;
+    if user.credential_version != session.credential_version {
+        // The password changed since this session began.
+        revoke(state, &session.id, "password_changed").await?;
+        return Err(invalid());
+    }
     let (next_token, next_digest) = refresh_token_for(&session.id);
     let mut previous = session.previous.clone();
     previous.push((digest.clone(), now.unix_timestamp()));
@@ -256,26 +262,50 @@ pub async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResu
     }
 }
 
-/// A user's sessions, newest first (at most 100).
+/// Every session a user ever started that is still stored, newest first.
 pub async fn of_user(state: &AppState, user_id: &str) -> ApiResult<Vec<Session>> {
-    let page = state
+    let mut sessions = Vec::new();
+    let mut start = None;
+    loop {
+        let page = state
+            .db
+            .query()
+            .table_name(state.table())
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_values(":pk", s(store::sessions_gsi(user_id)))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        for item in page.items.unwrap_or_default() {
+            sessions.push(from_record::<Session>(item)?);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(sessions);
+        }
+    }
+}
+
+/// Re-stamps a session with the user's new credential version (the session that changed
+/// the password stays signed in).
+pub async fn restamp(state: &AppState, session_id: &str, version: u64) -> ApiResult<()> {
+    state
         .db
-        .query()
+        .update_item()
         .table_name(state.table())
-        .index_name(GSI1)
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", GSI1PK)
-        .expression_attribute_values(":pk", s(store::sessions_gsi(user_id)))
-        .scan_index_forward(false)
-        .limit(100)
+        .key(PK, s(session_pk(session_id)))
+        .key(SK, s("SESSION"))
+        .update_expression("SET credential_version = :v")
+        .condition_expression("attribute_exists(PK)")
+        .expression_attribute_values(":v", n(version))
         .send()
         .await
         .map_err(sdk_error)?;
-    page.items
-        .unwrap_or_default()
-        .into_iter()
-        .map(from_record::<Session>)
-        .collect()
+    Ok(())
 }
 
 /// Revokes every live session of a user but `keep`.

@@ -36,6 +36,9 @@ pub struct AccountsSettings {
     pub totp_issuer: String,
     /// Seats of a new organisation: `DEFAULT_MAX_TEAM_SIZE` (25).
     pub max_team_size: u32,
+    /// Sign-ups, password resets, reset emails and invitation acceptances allowed per client
+    /// address and hour, each: `ANONYMOUS_ACTIONS_PER_HOUR` (20).
+    pub anonymous_actions_per_hour: u32,
 }
 
 impl AccountsSettings {
@@ -90,6 +93,8 @@ impl AccountsSettings {
                 .get("TOTP_ISSUER")
                 .unwrap_or_else(|| "Vocelio".into()),
             max_team_size: number("DEFAULT_MAX_TEAM_SIZE", 25, 1..=10_000)? as u32,
+            anonymous_actions_per_hour: number("ANONYMOUS_ACTIONS_PER_HOUR", 20, 1..=100_000)?
+                as u32,
         })
     }
 }

@@ -34,6 +34,10 @@ pub struct Organization {
     pub settings: OrgSettings,
     /// When it was created.
     pub created_at: String,
+    /// Active admins: changed only in the transaction that changes one, under the condition
+    /// that one stays.
+    #[serde(default)]
+    pub active_admins: u32,
 }
 
 /// The settings the app shows for an organisation.
@@ -126,6 +130,9 @@ pub struct User {
     /// Last time a reset email was sent (at most one a minute).
     #[serde(default)]
     pub reset_sent_at: Option<i64>,
+    /// Raised when the password changes: sessions and reset links made before stop working.
+    #[serde(default)]
+    pub credential_version: u64,
     /// Optimistic-lock version.
     pub version: u64,
 }
@@ -173,6 +180,9 @@ pub struct Session {
     /// The client address that signed in.
     #[serde(default)]
     pub ip: Option<String>,
+    /// The user's credential version when the session started (or last re-stamped).
+    #[serde(default)]
+    pub credential_version: u64,
 }
 
 /// The partition of an organisation.
@@ -300,6 +310,13 @@ pub async fn user_in(state: &AppState, tenant: &str, user_id: &str) -> ApiResult
 /// The user an email belongs to.
 pub async fn user_by_email(state: &AppState, email: &str) -> ApiResult<Option<User>> {
     let Some(reservation) = get(state, email_pk(email), "EMAIL").await? else {
+        // As many reads as for a known email: the time does not tell.
+        get(
+            state,
+            user_pk("usr_00000000000000000000000000000000"),
+            "USER",
+        )
+        .await?;
         return Ok(None);
     };
     let Some(AttributeValue::S(user_id)) = reservation.get("user_id") else {
@@ -375,4 +392,29 @@ pub async fn save_user(state: &AppState, user: &User) -> ApiResult<()> {
 pub fn bumped(mut user: User) -> User {
     user.version += 1;
     user
+}
+
+/// The transaction action that adds `delta` to an organisation's active admins; a decrease
+/// is conditioned on one admin staying.
+pub fn admins_action(
+    table: &str,
+    tenant: &str,
+    delta: i64,
+) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key(PK, s(org_pk(tenant)))
+        .key(SK, s("ORG"))
+        .update_expression("ADD active_admins :delta")
+        .expression_attribute_values(":delta", vocelio_shared::dynamo::n(delta));
+    if delta < 0 {
+        update = update
+            .condition_expression("active_admins > :one")
+            .expression_attribute_values(":one", vocelio_shared::dynamo::n(1));
+    } else {
+        update = update.condition_expression("attribute_exists(PK)");
+    }
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .update(update.build().map_err(ApiError::internal)?)
+        .build())
 }

@@ -9,17 +9,17 @@ use vocelio_shared::extract::OptionalJsonBody;
 use vocelio_shared::{ApiError, ApiResult, AppState, clock};
 
 use crate::Accounts;
-use crate::password::{hash_backup_code, new_backup_codes, verify_password};
+use crate::password::{hash_backup_code, new_backup_codes};
 use crate::principal::Principal;
 use crate::store::{self, User};
 use crate::totp;
 use axum::Extension;
 
-async fn caller(state: &AppState, principal: &Principal) -> ApiResult<User> {
-    store::user(state, &principal.account_id)
-        .await?
-        .filter(|u| u.tenant_id == principal.tenant() && u.status == "active")
-        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))
+/// How long after signing in two-factor may be turned on without the password again.
+const FRESH_SIGN_IN_SECONDS: i64 = 15 * 60;
+
+async fn caller(_state: &AppState, principal: &Principal) -> ApiResult<User> {
+    Ok(principal.account.clone())
 }
 
 /// `POST /auth/two-factor/setup`: a new secret (pending until verified), its QR code and
@@ -63,13 +63,33 @@ pub struct CodeBody {
 }
 
 /// Turns two-factor on once a code from the pending secret checks out.
+/// A stolen access token alone cannot turn two-factor on (which would lock the owner out):
+/// that needs the password, or a sign-in of the last 15 minutes.
 pub async fn verify(
     State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
     principal: Principal,
     OptionalJsonBody(body): OptionalJsonBody<CodeBody>,
 ) -> ApiResult<Json<Value>> {
     let body = body.unwrap_or_default();
     let user = caller(&state, &principal).await?;
+    let fresh = clock::now().unix_timestamp() - principal.signed_in_at <= FRESH_SIGN_IN_SECONDS;
+    if !fresh || body.password.is_some() {
+        crate::auth::verify_current_password(
+            &state,
+            &accounts.settings,
+            &principal,
+            body.password.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Validation { .. } => ApiError::field(
+                "password",
+                "is needed (or sign in again) to turn two-factor on",
+            ),
+            other => other,
+        })?;
+    }
     let Some(pending) = user.two_factor.pending_secret.clone() else {
         return Err(ApiError::conflict(
             "two_factor_not_set_up",
@@ -99,6 +119,7 @@ pub async fn verify(
 /// (or a backup code).
 pub async fn disable(
     State(state): State<AppState>,
+    Extension(accounts): Extension<Accounts>,
     principal: Principal,
     OptionalJsonBody(body): OptionalJsonBody<CodeBody>,
 ) -> ApiResult<Json<Value>> {
@@ -110,14 +131,17 @@ pub async fn disable(
             "two-factor sign-in is already off",
         ));
     }
-    let password = body.password.unwrap_or_default();
-    if !user
-        .password_hash
-        .as_deref()
-        .is_some_and(|h| verify_password(&password, h))
-    {
-        return Err(ApiError::field("password", "is incorrect"));
-    }
+    crate::auth::verify_current_password(
+        &state,
+        &accounts.settings,
+        &principal,
+        body.password.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        ApiError::Validation { .. } => ApiError::field("password", "is incorrect"),
+        other => other,
+    })?;
     let code = body.code.unwrap_or_default();
     let Some(user) = consume_code(&state, &user, &code).await? else {
         return Err(ApiError::field("code", "is not a current or backup code"));

@@ -3,7 +3,6 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use vocelio_shared::Role;
 
 use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_with};
 
@@ -156,10 +155,15 @@ async fn a_new_organisation_signs_up_refreshes_and_a_replayed_refresh_token_revo
         "the revoked session is gone"
     );
     assert_eq!(sessions.body["data"][0]["current"], true);
-    app.with_token(Some(access))
+    app.with_token(Some(access.clone()))
         .post("/auth/logout", json!({}))
         .await
         .expect(200);
+    // The signed-out session's access token no longer manages the account.
+    app.with_token(Some(access))
+        .get("/auth/me")
+        .await
+        .expect(401);
     app.anonymous()
         .post("/auth/refresh", json!({"refresh_token": refresh}))
         .await
@@ -255,12 +259,13 @@ async fn an_unknown_email_and_a_wrong_password_look_the_same_and_failures_are_th
         .await
         .expect(401);
     assert_eq!(unknown.body, wrong.body);
-    for _ in 0..4 {
+    for _ in 0..5 {
         login(&app, &owner.email, "still not the password", "")
             .await
             .expect(401);
     }
-    // Five failures: the account waits, even with the right password.
+    // Past five free attempts from this address, each waits for the last one's lock: the
+    // next one comes too soon, even with the right password.
     let throttled = login(&app, &owner.email, PASSWORD, "").await.expect(429);
     let wait: u64 = throttled.headers["retry-after"]
         .to_str()
@@ -416,6 +421,13 @@ async fn an_invited_user_accepts_once_and_role_changes_apply_from_the_next_token
         )
         .await
         .expect(200);
+    // Its older token still says supervisor, but accounts routes read the stored role.
+    app.with_token(Some(
+        accepted.body["access_token"].as_str().unwrap().to_owned(),
+    ))
+    .get(&format!("/organizations/{org}/users"))
+    .await
+    .expect(403);
     let viewer = app.with_token(Some(next.body["access_token"].as_str().unwrap().to_owned()));
     viewer.get("/api/departments").await.expect(200);
     viewer
@@ -495,7 +507,11 @@ async fn a_forgotten_password_is_reset_once_by_the_emailed_link() {
         .await
         .expect(401);
 
-    // A password change (the app's /auth/password-reset) needs the current password.
+    // A password change (the app's /auth/password-reset) needs the current password, and
+    // ends the other sessions but not this one.
+    let other = login(&app, &owner.email, new_password, "")
+        .await
+        .expect(200);
     let fresh = login(&app, &owner.email, new_password, "")
         .await
         .expect(200);
@@ -514,12 +530,39 @@ async fn a_forgotten_password_is_reset_once_by_the_emailed_link() {
     )
     .await
     .expect(200);
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": other.body["refresh_token"]}),
+        )
+        .await
+        .expect(401);
+    me.get("/auth/me").await.expect(200);
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": fresh.body["refresh_token"]}),
+        )
+        .await
+        .expect(200);
     let profile = me
-        .put("/auth/profile", json!({"first_name": "Augusta", "timezone": "Europe/London", "profile_picture": "blob:http://localhost:3000/x"}))
+        .put("/auth/profile", json!({"first_name": "Augusta", "timezone": "Europe/London", "email": owner.email, "profile_picture": "blob:http://localhost:3000/x"}))
         .await
         .expect(200);
     assert_eq!(profile.body["first_name"], "Augusta");
     assert_eq!(profile.body["profile_picture"], Value::Null);
+    // Moving the account to another email takes the password (a stolen token cannot).
+    let moved = format!("{}@example.com", unique("moved-"));
+    me.put("/auth/profile", json!({"email": moved}))
+        .await
+        .expect(422);
+    me.put(
+        "/auth/profile",
+        json!({"email": moved, "current_password": PASSWORD}),
+    )
+    .await
+    .expect(200);
+    login(&app, &moved, PASSWORD, "").await.expect(200);
 }
 
 #[tokio::test]
@@ -678,7 +721,30 @@ async fn organisations_users_and_keys_stay_in_their_tenant() {
 #[tokio::test]
 async fn a_viewer_cannot_write_through_any_route() {
     let app = spawn_app().await;
-    let viewer = app.user(Role::Viewer, "viewer-1");
+    // A real viewer account (accounts routes read the stored user), invited by an admin.
+    let owner = register(&app).await;
+    let org = org_of(&owner);
+    let email = format!("{}@example.com", unique("viewer-"));
+    app.with_token(Some(owner.access.clone()))
+        .post(
+            &format!("/organizations/{org}/users"),
+            json!({"email": email, "role": "viewer"}),
+        )
+        .await
+        .expect(201);
+    let link = outbox_link(&app, &email, "token=").await;
+    let accepted = app
+        .anonymous()
+        .post(
+            "/auth/invitations/accept",
+            json!({"token": link, "password": PASSWORD}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(accepted.body["user"]["role"], "viewer");
+    let viewer = app.with_token(Some(
+        accepted.body["access_token"].as_str().unwrap().to_owned(),
+    ));
     let template: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(vocelio_local::standins::project_root().join("template.yaml"))
             .unwrap(),
@@ -855,4 +921,33 @@ async fn tokens_verify_only_with_the_published_keys_and_keys_rotate() {
         "a retired key stops verifying"
     );
     assert_eq!(departments(new_token).await, 200);
+}
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited_per_hour() {
+    let app = spawn_app_with(&[("ANONYMOUS_ACTIONS_PER_HOUR", "2")]).await;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..3 {
+        let reply = app
+            .anonymous()
+            .post(
+                "/auth/register",
+                json!({"email": format!("{}@example.com", unique("many-")), "password": PASSWORD,
+                       "first_name": "M", "last_name": "N", "organization_name": "Many",
+                       "subdomain": unique("m")}),
+            )
+            .await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            limited = Some(reply);
+        }
+    }
+    assert!(
+        statuses.iter().filter(|s| **s == 201).count() <= 2,
+        "{statuses:?}"
+    );
+    let limited = limited.expect("the third sign-up within the hour is refused");
+    assert_eq!(limited.code(), "too_many_attempts");
+    assert!(limited.headers.contains_key("retry-after"));
 }
