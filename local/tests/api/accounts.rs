@@ -951,3 +951,46 @@ async fn sign_ups_from_one_address_are_limited_per_hour() {
     assert_eq!(limited.code(), "too_many_attempts");
     assert!(limited.headers.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn the_apps_dev_server_signs_in_across_origins_with_its_extra_headers() {
+    let app = spawn_app().await;
+    let owner = register(&app).await;
+    let preflight = app
+        .http()
+        .request(Method::OPTIONS, format!("{}/auth/login-2fa", app.base))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "content-type,x-client-version,x-service,x-request-id,x-team-id,x-user-id,x-twilio-account-sid,x-twilio-auth-token,x-api-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let signed_in = app
+        .http()
+        .post(format!("{}/auth/login-2fa", app.base))
+        .header("Origin", "http://127.0.0.1:3000")
+        .header("X-Client-Version", "1.0.0")
+        .header("X-User-ID", "someone-else")
+        .json(&json!({"email": owner.email, "password": PASSWORD, "two_factor_code": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    assert_eq!(
+        signed_in.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:3000"
+    );
+    let body: Value = signed_in.json().await.unwrap();
+    assert_eq!(
+        body["user_info"]["id"], owner.user["id"],
+        "X-User-ID is never read"
+    );
+}
