@@ -130,22 +130,15 @@ pub async fn authenticate(
     headers: &http::HeaderMap,
     state: &AppState,
 ) -> Result<AuthUser, ApiError> {
-    let credential = match headers.get(http::header::AUTHORIZATION) {
-        Some(value) => {
-            let header = value.to_str().map_err(|_| {
-                ApiError::Unauthorized("the Authorization header is malformed".into())
-            })?;
-            match header.split_once(' ') {
-                Some((scheme, token))
-                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-                {
-                    Some(token.trim().to_owned())
-                }
-                _ => None,
-            }
-        }
-        None => None,
-    };
+    if headers
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        return Err(ApiError::Unauthorized(
+            "the Authorization header is malformed".into(),
+        ));
+    }
+    let credential = bearer(headers).map(str::to_owned);
     let api_key = headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -159,18 +152,32 @@ pub async fn authenticate(
             )
         })?;
     let user = verify_credential(state, &credential).await?;
-    if let Some(sent) = headers
+    check_tenant_header(headers, &user.tenant)?;
+    tracing::Span::current().record("tenant", user.tenant.as_str());
+    Ok(user)
+}
+
+/// The credential of `Authorization: Bearer <credential>`, if any.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+/// 403 when an `X-Tenant-ID` header names another tenant than `tenant`; an empty or blank
+/// one (some app screens always send `''`) counts as absent.
+pub fn check_tenant_header(headers: &http::HeaderMap, tenant: &TenantId) -> Result<(), ApiError> {
+    match headers
         .get(TENANT_HEADER)
         .map(|v| v.as_bytes().trim_ascii())
         .filter(|v| !v.is_empty())
-        && sent != user.tenant.as_str().as_bytes()
     {
-        return Err(ApiError::Forbidden(
+        Some(sent) if sent != tenant.as_str().as_bytes() => Err(ApiError::Forbidden(
             "the X-Tenant-ID header does not match the token's tenant".into(),
-        ));
+        )),
+        _ => Ok(()),
     }
-    tracing::Span::current().record("tenant", user.tenant.as_str());
-    Ok(user)
 }
 
 /// The header that carries an API key when `Authorization` does not.

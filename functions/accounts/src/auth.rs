@@ -360,14 +360,19 @@ pub async fn login(
             }
         }
     }
-    attempt.succeeded(&state).await?;
-    let org = store::organization(&state, &user.tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("a user's organisation is missing"))?;
+    // The rest is independent writes and a read: one round trip instead of four.
     let now = clock::rfc3339(clock::now());
-    record_login(&state, &user.id, &now).await?;
+    let (given_back, org, recorded, issued) = tokio::join!(
+        attempt.succeeded(&state),
+        store::organization(&state, &user.tenant_id),
+        record_login(&state, &user.id, &now),
+        sessions::start(&state, &accounts, &user, &client),
+    );
+    given_back?;
+    recorded?;
+    let org = org?.ok_or_else(|| ApiError::internal("a user's organisation is missing"))?;
+    let issued = issued?;
     user.last_login = Some(now);
-    let issued = sessions::start(&state, &accounts, &user, &client).await?;
     Ok(Json(signed_in(&issued, &user, &org)).into_response())
 }
 

@@ -70,17 +70,7 @@ impl FromRequestParts<AppState> for Principal {
         let verified = state.jwt.verify(token).await?;
         let tenant = TenantId::parse(&verified.tenant_id)
             .map_err(|_| ApiError::Unauthorized("the token's tenant_id is malformed".into()))?;
-        if let Some(sent) = parts
-            .headers
-            .get(vocelio_shared::auth::TENANT_HEADER)
-            .map(|v| v.as_bytes().trim_ascii())
-            .filter(|v| !v.is_empty())
-            && sent != tenant.as_str().as_bytes()
-        {
-            return Err(ApiError::Forbidden(
-                "the X-Tenant-ID header does not match the token's tenant".into(),
-            ));
-        }
+        vocelio_shared::auth::check_tenant_header(&parts.headers, &tenant)?;
         let gone = || ApiError::Unauthorized("this account or session no longer exists".into());
         let account = crate::store::user(state, &verified.account_id)
             .await?
@@ -125,16 +115,7 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// The bearer credential of a request, if any.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
+pub use vocelio_shared::auth::bearer;
 
 /// The client address: API Gateway's source IP on Lambda, the socket's peer locally.
 pub fn client_address(parts: &Parts) -> String {

@@ -34,15 +34,7 @@ async fn authenticate(
     headers: &HeaderMap,
     params: &StreamParams,
 ) -> ApiResult<AuthUser> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let bearer = vocelio_shared::auth::bearer(headers);
     let token = params
         .token
         .as_deref()
