@@ -154,6 +154,7 @@ pub async fn list(State(state): State<AppState>, principal: Principal) -> ApiRes
 /// `POST /settings/api-keys {name, scopes | permissions, description?, rate_limit?,
 /// expires_in_days?}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: Option<String>,
     description: Option<String>,
@@ -167,6 +168,7 @@ pub struct CreateBody {
 
 /// `{requests_per_minute}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitBody {
     requests_per_minute: Option<u32>,
 }

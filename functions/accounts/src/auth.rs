@@ -130,6 +130,7 @@ fn subdomain_problem(subdomain: &str) -> Option<&'static str> {
 
 /// `POST /auth/register`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     email: Option<String>,
     password: Option<String>,
@@ -138,8 +139,12 @@ pub struct RegisterBody {
     organization_name: Option<String>,
     subdomain: Option<String>,
     phone: Option<String>,
-    #[serde(flatten)]
-    _ignored: serde_json::Map<String, Value>,
+    /// Sent by an older form of the app; plans are not chosen at sign-up.
+    #[serde(default)]
+    subscription_tier: Option<String>,
+    /// Sent by an older form of the app; ignored like `subscription_tier`.
+    #[serde(default)]
+    voice_tier: Option<String>,
 }
 
 /// `POST /auth/register`: a new organisation, its first admin, and a session.
@@ -182,6 +187,7 @@ pub async fn register(
     if let Some(problem) = subdomain_problem(&subdomain) {
         check.add("subdomain", problem);
     }
+    let _ = (&body.subscription_tier, &body.voice_tier);
     let phone = body
         .phone
         .as_deref()
@@ -284,6 +290,7 @@ pub async fn register(
 
 /// `POST /auth/login` and `POST /auth/login-2fa`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginBody {
     email: Option<String>,
     password: Option<String>,
@@ -397,6 +404,7 @@ async fn record_login(state: &AppState, user_id: &str, at: &str) -> ApiResult<()
 
 /// `POST /auth/refresh {refresh_token}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
 }
@@ -418,6 +426,7 @@ pub async fn refresh(
 /// `POST /auth/logout {refresh_token?}`: ends the session of the access token or of the
 /// refresh token sent.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LogoutBody {
     refresh_token: Option<String>,
 }
@@ -476,6 +485,7 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
 
 /// `PUT /auth/profile`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProfileBody {
     first_name: Option<String>,
     last_name: Option<String>,
@@ -591,6 +601,7 @@ async fn change_email(state: &AppState, before: &User, after: &User) -> ApiResul
 
 /// `POST /auth/password-reset {current_password, new_password}` (a change).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangePasswordBody {
     current_password: Option<String>,
     new_password: Option<String>,
@@ -644,6 +655,7 @@ pub async fn change_password(
 
 /// `POST /auth/forgot-password {email}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ForgotBody {
     email: Option<String>,
 }
@@ -725,6 +737,7 @@ pub async fn forgot_password(
 
 /// `POST /auth/reset-password {token, new_password}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResetBody {
     token: Option<String>,
     new_password: Option<String>,

@@ -84,6 +84,7 @@ pub async fn get_organization(
 
 /// `PUT /organizations/{id}/settings`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     name: Option<String>,
     default_voice: Option<String>,
@@ -183,12 +184,16 @@ pub async fn list_users(
 
 /// `POST /organizations/{id}/users {email, role, agent_id?}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InviteBody {
     email: Option<String>,
     role: Option<String>,
     agent_id: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    /// A note the invite form lets the admin write (not sent: the email is ours).
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// Invites a user (admins): an invited user with the role, and a single-use link by email.
@@ -201,6 +206,7 @@ pub async fn invite_user(
 ) -> ApiResult<Response> {
     principal.admin()?;
     let org = own_org(&state, &principal, &org_id).await?;
+    let _ = &body.message;
     let mut check = vocelio_shared::validate::Violations::new();
     let email = body.email.as_deref().and_then(normalise_email);
     check.check(email.is_some(), "email", "must be a valid email address");
@@ -314,6 +320,7 @@ pub async fn invite_user(
 
 /// `POST /auth/invitations/accept {token, password, first_name?, last_name?}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AcceptBody {
     token: Option<String>,
     password: Option<String>,
@@ -428,6 +435,7 @@ pub async fn accept_invitation(
 
 /// `PATCH /organizations/{id}/users/{user_id} {role, agent_id?}`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleBody {
     role: Option<String>,
     agent_id: Option<String>,

@@ -57,6 +57,7 @@ pub async fn setup(
 
 /// `POST /auth/two-factor/verify {code}`.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CodeBody {
     code: Option<String>,
     password: Option<String>,

@@ -994,3 +994,28 @@ async fn the_apps_dev_server_signs_in_across_origins_with_its_extra_headers() {
         "X-User-ID is never read"
     );
 }
+
+#[tokio::test]
+async fn unknown_fields_are_refused_and_the_apps_extra_ones_allowed() {
+    let app = spawn_app().await;
+    let reply = app
+        .anonymous()
+        .post(
+            "/auth/login-2fa",
+            json!({"email": "a@example.com", "password": "x", "two_factor_code": "", "remember": true}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(reply.fields(), vec!["remember".to_owned()]);
+    // The older register form adds `phone`, `subscription_tier` and `voice_tier`.
+    app.anonymous()
+        .post(
+            "/auth/register",
+            json!({"email": format!("{}@example.com", unique("old-")), "password": PASSWORD,
+                   "first_name": "O", "last_name": "F", "organization_name": "Old form",
+                   "subdomain": unique("of"), "phone": "+14155550100",
+                   "subscription_tier": "starter", "voice_tier": "basic"}),
+        )
+        .await
+        .expect(201);
+}
