@@ -91,8 +91,14 @@ where
 
 /// Parses JSON bytes into `T` with the rules of [`JsonBody`].
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    let value = crate::json::from_slice(bytes).map_err(|e| match e {
+        crate::json::StrictJsonError::DuplicateKey(key) => ApiError::bad_request(
+            "duplicate_key",
+            format!("the body names {key:?} twice; send each field once"),
+        ),
+        crate::json::StrictJsonError::Syntax(e) => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        }
     })?;
     if !value.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));

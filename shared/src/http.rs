@@ -96,6 +96,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(report_capacity))
         .layer(CatchPanicLayer::custom(|_| {
@@ -135,6 +136,69 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Gives every refusal the API's JSON error form, including those the router and axum's
+/// own extractors write as text (a path segment that is not UTF-8 after percent-decoding,
+/// a path parameter of the wrong type, ...). JSON error bodies pass through untouched; a
+/// 5xx text body is replaced by the opaque internal error (its text is logged).
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound {
+            code: "not_found",
+            message: if text.is_empty() {
+                "not found".into()
+            } else {
+                text
+            },
+        },
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::field("request", text),
+        s if s.is_server_error() => ApiError::internal(text),
+        _ => ApiError::bad_request(
+            "invalid_request",
+            if text.is_empty() {
+                "the request is malformed".to_owned()
+            } else {
+                text
+            },
+        ),
+    };
+    let mut rewritten = error.into_response();
+    if rewritten.status() != status && !status.is_server_error() {
+        *rewritten.status_mut() = status;
+    }
+    let mut headers = parts.headers;
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_TYPE);
+    for (name, value) in rewritten.headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    *rewritten.headers_mut() = headers;
+    rewritten
 }
 
 /// `GET /health` and `GET /health/{service}` for one function: its version and whether its

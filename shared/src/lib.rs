@@ -17,6 +17,7 @@ pub mod extract;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod json;
 pub mod jwt;
 pub mod keys;
 pub mod phone;

@@ -547,12 +547,42 @@ pub async fn uploads_index(State(state): State<AppState>, user: AuthUser) -> Ans
 // ----- do-not-call -----
 
 /// `GET /v1/dnc-lists` → `{data, pagination}`.
-pub async fn dnc_index(State(state): State<AppState>, user: AuthUser) -> Answer {
+/// Query of `GET /v1/dnc-lists`: the pagination rule of every list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DncListsQuery {
+    page: Option<u64>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/dnc-lists` → `{data, pagination}`, paged like the other lists.
+pub async fn dnc_index(
+    State(state): State<AppState>,
+    user: AuthUser,
+    QueryParams(q): QueryParams<DncListsQuery>,
+) -> Answer {
+    // Without `limit`, as many as one page may hold (the app reads them all at once).
+    let (page, limit) = paging(q.page, q.limit.or(Some(100)))?;
+    if q.cursor.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+        // This list pages by number; it never hands out a cursor.
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "this list is paged with page and limit; it has no cursors",
+        ));
+    }
     let lists = dnc::all_lists(&state, &user.tenant).await?;
     let total = lists.len() as u64;
-    ok(
-        json!({ "data": lists, "pagination": pagination(1, total.max(1), Some(total), false), "nextCursor": null }),
-    )
+    let data: Vec<_> = lists
+        .into_iter()
+        .skip(((page - 1) * limit) as usize)
+        .take(limit as usize)
+        .collect();
+    ok(json!({
+        "data": data,
+        "pagination": pagination(page, limit, Some(total), page * limit < total),
+        "nextCursor": null,
+    }))
 }
 
 /// `POST /v1/dnc-lists` → 201 `{data}` (managers).

@@ -86,6 +86,9 @@ pub fn routes(contacts: Contacts) -> Router<AppState> {
             get(h::app_list_contacts),
         )
         .route("/api/contacts/search", get(h::app_search))
+        // Text refusals of the router and extractors first take the API's JSON form, which
+        // the guide layer then rewrites.
+        .layer(axum::middleware::from_fn(vocelio_shared::http::json_errors))
         .layer(axum::middleware::from_fn(guide_error::guide_errors))
         .layer(Extension(contacts))
 }

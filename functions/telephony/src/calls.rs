@@ -226,6 +226,7 @@ pub async fn apply_status(
 
 /// The voice the app chose (`voice_settings`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VoiceSettings {
     pub provider: Option<String>,
     pub voice_id: Option<String>,
@@ -234,6 +235,7 @@ pub struct VoiceSettings {
 
 /// `POST /api/calls/make`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MakeCall {
     pub to: Option<String>,
     pub to_number: Option<String>,

@@ -66,7 +66,11 @@ pub fn url_variants(url: &str) -> Result<Vec<String>, SignatureError> {
             format!("{scheme}://{host}{rest}"),
             format!("{scheme}://{host}:{default_port}{rest}"),
         ],
-        Some(port) => vec![format!("{scheme}://{host}:{port}{rest}")],
+        // Twilio's validators also strip any explicit port.
+        Some(port) => vec![
+            format!("{scheme}://{host}:{port}{rest}"),
+            format!("{scheme}://{host}{rest}"),
+        ],
     })
 }
 
@@ -148,7 +152,9 @@ pub fn public_url(
         .and_then(|p| p.split(',').next())
         .map(str::trim)
         .filter(|p| matches!(*p, "http" | "https"))
-        .unwrap_or("https");
+        // Every AWS front (API Gateway, function URLs, load balancers) says how it was
+        // reached; a request without the header came straight to this server, over HTTP.
+        .unwrap_or("http");
     let default = if scheme == "https" { "443" } else { "80" };
     let host_has_port = host
         .rsplit_once(':')
@@ -251,6 +257,30 @@ mod tests {
             ),
             Ok(())
         );
+        // Reached at a non-default port, the port-less form Twilio's validators try is taken;
+        // the other scheme's signature is not.
+        assert_eq!(
+            validate_form(
+                TOKEN,
+                "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+                &vector_params(),
+                Some(&sign(
+                    TOKEN,
+                    "http://mycompany.com/myapp.php?foo=1&bar=2",
+                    &vector_params()
+                ))
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            validate_form(
+                TOKEN,
+                "http://mycompany.com/myapp.php?foo=1&bar=2",
+                &vector_params(),
+                Some("RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+            ),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -332,8 +362,17 @@ mod tests {
             "https://abc.execute-api.us-east-1.amazonaws.com/twilio/status?tenant=acme"
         );
         assert_eq!(
-            public_url(None, "xyz.lambda-url.us-east-1.on.aws", None, "/voice"),
+            public_url(
+                Some("https"),
+                "xyz.lambda-url.us-east-1.on.aws",
+                None,
+                "/voice"
+            ),
             "https://xyz.lambda-url.us-east-1.on.aws/voice"
+        );
+        assert_eq!(
+            public_url(None, "127.0.0.1:8000", None, "/voice"),
+            "http://127.0.0.1:8000/voice"
         );
         assert_eq!(
             public_url(Some("http"), "127.0.0.1:8000", Some("8000"), "/voice"),

@@ -29,6 +29,7 @@ use crate::wav::{mulaw_header, read_pcm16, write_pcm16};
 
 /// The body of `POST /synthesize` (and of `/stream/synthesize`, and a `/ws/tts` message).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SynthesizeBody {
     pub text: Option<String>,
     #[serde(alias = "voice")]

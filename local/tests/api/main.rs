@@ -7,6 +7,7 @@ mod agents;
 mod contacts;
 mod departments;
 mod helpers;
+mod input_policy;
 mod lambda_events;
 mod platform;
 mod provider_fakes;
