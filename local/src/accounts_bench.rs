@@ -57,6 +57,48 @@ pub(crate) async fn run(target: &Target<'_>, lambda_dir: &Path) -> Result<(), St
         .as_str()
         .ok_or_else(|| format!("register failed: {registered}"))?
         .to_owned();
+    // Concurrent clients sign in as different users of the organisation (one user's own
+    // parallel sign-ins from one address are throttled like guesses).
+    let org = registered["user"]["organization_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut emails = vec![email.clone()];
+    for i in 0..15 {
+        let invited = format!("bench-{}-{i}@example.com", &id[id.len() - 12..]);
+        http.post(format!("{}/organizations/{org}/users", target.base))
+            .bearer_auth(&access)
+            .json(&json!({"email": invited, "role": "supervisor"}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        emails.push(invited);
+    }
+    let outbox: Value = http
+        .get(format!("{}/__local/outbox", target.base))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    for mail in outbox["emails"].as_array().cloned().unwrap_or_default() {
+        let text = mail["text"].as_str().unwrap_or_default();
+        let Some(at) = text.find("token=") else {
+            continue;
+        };
+        let token = text[at + 6..].split_whitespace().next().unwrap_or_default();
+        if !emails.iter().any(|e| mail["to"] == e.as_str()) {
+            continue;
+        }
+        http.post(format!("{}/auth/invitations/accept", target.base))
+            .json(&json!({"token": token, "password": PASSWORD}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let emails = std::sync::Arc::new(emails);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut refresh = registered["refresh_token"]
         .as_str()
         .unwrap_or_default()
@@ -66,11 +108,13 @@ pub(crate) async fn run(target: &Target<'_>, lambda_dir: &Path) -> Result<(), St
         let login = {
             let http = http.clone();
             let url = format!("{}/auth/login", target.base);
-            let email = email.clone();
+            let emails = emails.clone();
+            let next = next.clone();
             move || {
                 let http = http.clone();
                 let url = url.clone();
-                let email = email.clone();
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let email = emails[i % emails.len()].clone();
                 async move {
                     let status = http
                         .post(url)

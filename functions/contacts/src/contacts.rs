@@ -232,6 +232,7 @@ pub async fn update(
     id: &str,
     patch: Map<String, Value>,
     mode: UpdateMode,
+    may_change_do_not_call: bool,
 ) -> ApiResult<Contact> {
     if patch.contains_key("listIds") {
         return Err(ApiError::field(
@@ -264,6 +265,15 @@ pub async fn update(
     let at = clock::rfc3339(now);
     let mut updated = current.clone();
     apply_fields(&mut updated, fields, &at);
+    let do_not_call = |c: &Contact| c.status == ContactStatus::DoNotCall;
+    if do_not_call(&updated) != do_not_call(&current) && !may_change_do_not_call {
+        // Flipping `doNotCall` back to active would let the number be dialled again.
+        return Err(ApiError::Refused {
+            code: "status_change_forbidden",
+            message: "only admins and supervisors set or lift a contact's do-not-call status"
+                .into(),
+        });
+    }
     if updated.phone != current.phone
         && updated.status == ContactStatus::Active
         && !vocelio_shared::dnc::lists_blocking(state, tenant, &updated.phone)

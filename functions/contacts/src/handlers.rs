@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use vocelio_shared::auth::{Admins, Authorized, Managers, RoleSet};
 use vocelio_shared::extract::{IdempotencyKey, JsonBody, QueryParams};
 use vocelio_shared::idempotency;
-use vocelio_shared::{ApiError, ApiResult, AppState, AuthUser};
+use vocelio_shared::{ApiError, ApiResult, AppState, AuthUser, Role};
 
 use crate::bulk::{self, BulkBody};
 use crate::contacts::{self, Filters, Source, UpdateMode};
@@ -272,10 +272,11 @@ pub struct ExportQuery {
 
 /// `GET /v1/contact-lists/{id}/export` → the CSV, streamed; `?delivery=url` → `{data: {url}}`
 /// (a presigned S3 download: the way for lists beyond API Gateway's 6 MB response).
+/// Managers only: a whole list leaves the system.
 pub async fn lists_export(
     State(state): State<AppState>,
     Extension(svc): Extension<Contacts>,
-    user: AuthUser,
+    Authorized(user, _): Authorized<Managers>,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<ExportQuery>,
 ) -> Answer {
@@ -444,7 +445,16 @@ pub async fn contacts_replace(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Answer {
-    let contact = contacts::update(&state, &user.tenant, &id, body, UpdateMode::Replace).await?;
+    let manager = user.require(&[Role::Admin, Role::Supervisor]).is_ok();
+    let contact = contacts::update(
+        &state,
+        &user.tenant,
+        &id,
+        body,
+        UpdateMode::Replace,
+        manager,
+    )
+    .await?;
     ok(json!({ "data": contact.view() }))
 }
 
@@ -455,7 +465,9 @@ pub async fn contacts_patch(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Answer {
-    let contact = contacts::update(&state, &user.tenant, &id, body, UpdateMode::Merge).await?;
+    let manager = user.require(&[Role::Admin, Role::Supervisor]).is_ok();
+    let contact =
+        contacts::update(&state, &user.tenant, &id, body, UpdateMode::Merge, manager).await?;
     ok(json!({ "data": contact.view() }))
 }
 

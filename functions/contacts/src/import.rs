@@ -1591,12 +1591,13 @@ async fn write_error_report(
     Ok(key)
 }
 
-/// One RFC 4180 cell.
+/// One RFC 4180 cell, formula-safe (an error report echoes what the file held).
 fn csv_cell(text: &str) -> String {
+    let text = contact_files::neutralise_cell(text);
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text.into_owned()
     }
 }
 

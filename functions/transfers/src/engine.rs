@@ -478,6 +478,22 @@ impl<'a> Engine<'a> {
         Ok(None)
     }
 
+    /// Cancelling tells a live caller that nobody will take the call: only whoever asked
+    /// for the transfer (the voice agent) or a manager may; the offered agent declines.
+    fn may_cancel(user: &AuthUser, transfer: &Transfer) -> ApiResult<()> {
+        match user.role {
+            Role::Admin | Role::Supervisor => Ok(()),
+            _ if transfer.requested_by == user.user_id => Ok(()),
+            Role::Viewer => Err(ApiError::Forbidden(
+                "the viewer role is read-only: it cannot change anything".into(),
+            )),
+            _ => Err(ApiError::Forbidden(
+                "only whoever requested the transfer or a manager may cancel it; the offered agent may decline it"
+                    .into(),
+            )),
+        }
+    }
+
     fn may_act_on(user: &AuthUser, transfer: &Transfer) -> ApiResult<()> {
         match user.role {
             Role::Admin | Role::Supervisor => Ok(()),
@@ -738,7 +754,7 @@ impl<'a> Engine<'a> {
         for _ in 0..ATTEMPTS {
             let (transfer, version) = self.load(transfer_id).await?;
             if let Some(user) = user {
-                Self::may_act_on(user, &transfer)?;
+                Self::may_cancel(user, &transfer)?;
             }
             match transfer.status {
                 s if s.is_open() => {}

@@ -1310,6 +1310,8 @@ async fn an_exported_list_imports_back_unchanged() {
     assert!(csv.starts_with(
         b"firstName,lastName,phone,phoneType,email,company,status,tags,customFields,notes\r\n"
     ));
+    // A spreadsheet shows the formula as text; the import below takes the guard off again.
+    assert!(String::from_utf8_lossy(&csv).contains("\"'=HYPERLINK(\"\"x\"\")\""));
 
     // The same file through the presigned URL delivery.
     let by_url = sup
@@ -1651,4 +1653,47 @@ async fn one_tenant_never_sees_or_changes_another_tenants_contacts() {
         .await
         .expect(200);
     assert_eq!(count.body["data"]["contactCount"], 1);
+}
+
+#[tokio::test]
+async fn agents_neither_export_lists_nor_change_a_contacts_do_not_call_status() {
+    let app = spawn_app().await;
+    let sup = app.supervisor();
+    let agent = app.agent("ana");
+    let list = new_list(&sup, "Leads").await;
+    let contact = new_contact(&sup, "Dee", "+14155557101").await;
+    sup.send(
+        Method::PATCH,
+        &format!("/v1/contacts/{contact}"),
+        Some(json!({ "status": "doNotCall" })),
+    )
+    .await
+    .expect(200);
+    let refused = agent
+        .send(
+            Method::PATCH,
+            &format!("/v1/contacts/{contact}"),
+            Some(json!({ "status": "active" })),
+        )
+        .await
+        .expect(403);
+    assert_eq!(refused.body["error"]["code"], "status_change_forbidden");
+    // Other fields stay theirs to edit.
+    agent
+        .send(
+            Method::PATCH,
+            &format!("/v1/contacts/{contact}"),
+            Some(json!({ "notes": "asked to be called back" })),
+        )
+        .await
+        .expect(200);
+    let now = sup
+        .get(&format!("/v1/contacts/{contact}"))
+        .await
+        .expect(200);
+    assert_eq!(now.body["data"]["status"], "doNotCall");
+    agent
+        .get(&format!("/v1/contact-lists/{list}/export"))
+        .await
+        .expect(403);
 }

@@ -333,6 +333,16 @@ async fn a_declined_offer_goes_to_the_next_agent_and_never_back() {
         "invalid_transfer_state"
     );
 
+    // The offered agent may decline, never cancel (which would tell the caller nobody can
+    // take the call).
+    assert_eq!(
+        app.agent("bo")
+            .post(&format!("/transfer/{id}/cancel"), json!({}))
+            .await
+            .expect(403)
+            .code(),
+        "forbidden"
+    );
     // The caller hangs up: the transfer is cancelled and the call can be transferred again.
     let cancelled = sup
         .post(

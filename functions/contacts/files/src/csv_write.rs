@@ -1,10 +1,13 @@
 //! Writing contacts as CSV, in chunks the caller streams out.
 //!
 //! RFC 4180: fields holding `,`, `"`, CR or LF (or leading/trailing spaces) are quoted with
-//! inner quotes doubled; CRLF line ends; UTF-8 without BOM. Values are written exactly as
-//! stored: no `'` is prefixed to values starting with `=`, `+`, `-` or `@`, so an export
-//! re-imports losslessly. Spreadsheet apps may evaluate such cells as formulas when the file
-//! is opened; whoever opens an export in Excel should use its text import for untrusted data.
+//! inner quotes doubled; CRLF line ends; UTF-8 without BOM.
+//!
+//! Formula-safe: a cell a spreadsheet would evaluate (starting with `=`, `+`, `-`, `@`, a tab
+//! or a CR, possibly after leading `'`s) is written with one `'` in front, which spreadsheets
+//! show as text (OWASP's CSV-injection defence). The import takes exactly that `'` off again
+//! ([`restore_cell`]), so an export still re-imports losslessly. Phones are E.164 (`+` and
+//! digits only) and are written as they are.
 
 /// The export's columns, in order; [`crate::auto_detect`] maps each back to its field.
 pub const EXPORT_HEADERS: [&str; 10] = [
@@ -60,28 +63,51 @@ impl CsvExport {
     pub fn row(&mut self, r: &ExportRow<'_>) -> Vec<u8> {
         self.rows += 1;
         let tags = r.tags.join(";");
+        let cells = [
+            neutralise_cell(r.first_name),
+            neutralise_cell(r.last_name),
+            std::borrow::Cow::Borrowed(r.phone),
+            neutralise_cell(r.phone_type),
+            neutralise_cell(r.email),
+            neutralise_cell(r.company),
+            neutralise_cell(r.status),
+            neutralise_cell(&tags),
+            neutralise_cell(r.custom_fields_json),
+            neutralise_cell(r.notes),
+        ];
         let mut out = Vec::with_capacity(128);
-        write_record(
-            &mut out,
-            [
-                r.first_name,
-                r.last_name,
-                r.phone,
-                r.phone_type,
-                r.email,
-                r.company,
-                r.status,
-                tags.as_str(),
-                r.custom_fields_json,
-                r.notes,
-            ],
-        );
+        write_record(&mut out, cells.iter().map(|c| c.as_ref()));
         out
     }
 
     /// How many rows were written.
     pub fn rows_written(&self) -> u64 {
         self.rows
+    }
+}
+
+/// Whether a spreadsheet would evaluate `value` as a formula once its leading `'`s are
+/// read as text markers.
+fn looks_like_formula(value: &str) -> bool {
+    value
+        .trim_start_matches('\'')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// `value` as written to a cell: one `'` in front when a spreadsheet would evaluate it.
+pub fn neutralise_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if looks_like_formula(value) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// A cell as read back: the `'` [`neutralise_cell`] added is taken off (and only that one).
+pub fn restore_cell(value: &str) -> &str {
+    match value.strip_prefix('\'') {
+        Some(rest) if looks_like_formula(value) => rest,
+        _ => value,
     }
 }
 
@@ -114,6 +140,37 @@ fn write_record<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'a str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_restored_exactly() {
+        for value in [
+            "=HYPERLINK(\"http://x\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "'=x",
+            "''@y",
+            "\tx",
+        ] {
+            let written = neutralise_cell(value);
+            assert!(written.starts_with('\''), "{value}");
+            assert_eq!(restore_cell(&written), value);
+        }
+        for value in ["Ada", "'t Hooft", "O'Brien", "a=b", ""] {
+            assert_eq!(neutralise_cell(value), value);
+            assert_eq!(restore_cell(value), value);
+        }
+        let mut export = CsvExport::new();
+        let line = String::from_utf8(export.row(&ExportRow {
+            first_name: "=1+1",
+            phone: "+14155550123",
+            notes: "@cmd",
+            ..ExportRow::default()
+        }))
+        .unwrap();
+        assert!(line.starts_with("'=1+1,,+14155550123,"), "{line}");
+        assert!(line.trim_end().ends_with(",'@cmd"), "{line}");
+    }
     use crate::{Column, ContactField, CsvRows, auto_detect, sniff};
 
     #[test]
@@ -153,7 +210,7 @@ mod tests {
             String::from_utf8(line).unwrap(),
             ",,,,,,,,,\r\n".replace(
                 ",,,,,,,,,",
-                "Ana,,+14155552671,,,\"Ode, Inc.\",,vip;west,\"{\"\"k\"\":\"\"v\"\"}\",\"=1+1 \"\"hi\"\"\nbye\""
+                "Ana,,+14155552671,,,\"Ode, Inc.\",,vip;west,\"{\"\"k\"\":\"\"v\"\"}\",\"'=1+1 \"\"hi\"\"\nbye\""
             )
         );
         assert_eq!(export.rows_written(), 1);

@@ -16,7 +16,7 @@ mod xlsx_rows;
 pub use csv_rows::{
     CsvRows, Encoding, MAX_FIELDS, MAX_RECORD_BYTES, Sniffed, decode_windows_1252, sniff,
 };
-pub use csv_write::{CsvExport, EXPORT_HEADERS, ExportRow};
+pub use csv_write::{CsvExport, EXPORT_HEADERS, ExportRow, neutralise_cell, restore_cell};
 pub use mapping::{
     Column, ColumnMapping, ContactField, MappedRow, MappingError, PhoneHint, auto_detect,
     from_explicit,

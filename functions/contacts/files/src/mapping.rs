@@ -293,7 +293,8 @@ impl ColumnMapping {
     pub fn apply(&self, row: &Row) -> MappedRow {
         let mut out = MappedRow::default();
         for (column, value) in self.columns.iter().zip(&row.fields) {
-            let value = value.trim();
+            // An exported cell's formula guard comes off (see `csv_write`).
+            let value = crate::csv_write::restore_cell(value.trim());
             if value.is_empty() {
                 continue;
             }
