@@ -318,7 +318,9 @@ pub async fn create(
         content_type: content_type.clone(),
         list_id: body.list_id.clone(),
         mapping: body.mapping.clone(),
-        duplicates: body.duplicates.unwrap_or(Duplicates::Update),
+        // A re-import never overwrites what the tenant has unless asked (README: `skip` is the
+        // default), status included.
+        duplicates: body.duplicates.unwrap_or(Duplicates::Skip),
         status: JobStatus::AwaitingUpload,
         total_rows: 0,
         processed: 0,

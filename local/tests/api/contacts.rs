@@ -962,7 +962,7 @@ async fn real_world_files_import_with_exact_counts_and_error_rows() {
         "Fair Leads.csv",
         "text/csv",
         fixture("spreadsheet_bom_crlf.csv"),
-        json!({ "listId": list }),
+        json!({ "listId": list, "duplicates": "update" }),
     )
     .await;
     assert_eq!(job["status"], "completed", "{job}");
@@ -1008,14 +1008,14 @@ async fn real_world_files_import_with_exact_counts_and_error_rows() {
         .expect(200);
     assert_eq!(listed.body["data"]["contactCount"], 4);
 
-    // Semicolons; one number already belongs to Dan: merged (update is the default).
+    // Semicolons; one number already belongs to Dan: merged, as asked.
     let job = import(
         &app,
         &sup,
         "export.csv",
         "text/csv",
         fixture("semicolon.csv"),
-        json!({ "listId": list }),
+        json!({ "listId": list, "duplicates": "update" }),
     )
     .await;
     assert_eq!(counts(&job), [5, 3, 1, 0, 0, 1, 0], "{job}");
@@ -1025,14 +1025,14 @@ async fn real_world_files_import_with_exact_counts_and_error_rows() {
     assert_eq!(people["+14155552601"]["company"], "Smith; Sons");
     assert_eq!(people["+14155552601"]["phoneType"], "mobile");
 
-    // The same file again with duplicates skipped: nothing changes.
+    // The same file again, `duplicates` left out: skipped (the default), nothing changes.
     let job = import(
         &app,
         &sup,
         "export.csv",
         "text/csv",
         fixture("semicolon.csv"),
-        json!({ "listId": list, "duplicates": "skip" }),
+        json!({ "listId": list }),
     )
     .await;
     assert_eq!(counts(&job), [5, 0, 0, 0, 4, 1, 0], "{job}");
