@@ -203,11 +203,7 @@ async fn count_request(
     }
     match counted {
         Ok(_) => Ok(()),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
+        Err(err) if crate::dynamo::is_condition_failure(&err) => {
             let retry = 60 - (now.unix_timestamp() % 60);
             Err(ApiError::Limited {
                 code: "api_key_rate_limited",

@@ -57,6 +57,14 @@ where
     }
 }
 
+/// Whether a single-item write failed its condition (`ConditionalCheckFailedException`):
+/// usually an answer ("already used", "locked"), not an error.
+pub fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
 /// Why a transaction was cancelled, one entry per action in order (`None` for "no reason"),
 /// with the item as it was when `ReturnValuesOnConditionCheckFailure::AllOld` was asked for.
 #[derive(Debug, Clone, PartialEq)]

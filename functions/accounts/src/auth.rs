@@ -842,13 +842,7 @@ pub async fn take_token(state: &AppState, pk: String, sk: &str) -> ApiResult<Opt
             Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => Some(id.clone()),
             _ => None,
         })),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(None)
-        }
+        Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => Ok(None),
         Err(err) => Err(vocelio_shared::dynamo::sdk_error(err)),
     }
 }

@@ -200,11 +200,7 @@ pub async fn refresh(state: &AppState, accounts: &Accounts, token: &str) -> ApiR
         .await;
     match rotated {
         Ok(_) => {}
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
+        Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => {
             // Another refresh of the same token won the race.
             return Err(ApiError::Unauthorized(
                 "this refresh token was just exchanged; use the newer one".into(),
@@ -251,13 +247,7 @@ pub async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResu
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(())
-        }
+        Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => Ok(()),
         Err(err) => Err(sdk_error(err)),
     }
 }

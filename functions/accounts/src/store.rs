@@ -374,16 +374,10 @@ pub async fn save_user(state: &AppState, user: &User) -> ApiResult<()> {
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Err(ApiError::conflict(
-                "concurrent_update",
-                "the user changed meanwhile; retry",
-            ))
-        }
+        Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => Err(ApiError::conflict(
+            "concurrent_update",
+            "the user changed meanwhile; retry",
+        )),
         Err(err) => Err(sdk_error(err)),
     }
 }

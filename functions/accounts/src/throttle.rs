@@ -195,13 +195,7 @@ impl Attempt {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(limited(1000))
-            }
+            Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => Err(limited(1000)),
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -221,13 +215,7 @@ impl Attempt {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => Ok(()),
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -268,11 +256,7 @@ pub async fn allow(state: &AppState, action: &str, address: &str, per_hour: u32)
         .await;
     match counted {
         Ok(_) => Ok(()),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
+        Err(err) if vocelio_shared::dynamo::is_condition_failure(&err) => {
             let wait = (hour + 1) * 3600 - now;
             Err(ApiError::Limited {
                 code: "too_many_attempts",
