@@ -234,6 +234,49 @@ pub fn replace_action(
         .build())
 }
 
+/// The transaction action that deletes the item at `pk`/`sk`; with `version`, only if it
+/// is still the one read at that version.
+pub fn delete_action(
+    table: &str,
+    pk: String,
+    sk: &str,
+    version: Option<u64>,
+) -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
+    let mut delete = aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(table)
+        .key(keys::PK, AttributeValue::S(pk))
+        .key(keys::SK, AttributeValue::S(sk.to_owned()));
+    if let Some(version) = version {
+        delete = delete
+            .condition_expression("version = :seen")
+            .expression_attribute_values(":seen", n(version));
+    }
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .delete(delete.build().map_err(ApiError::internal)?)
+        .build())
+}
+
+/// Every item a query matches, page after page (for partitions known to stay small).
+pub async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> ApiResult<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// The transaction action that adds `counters` to the numbers of the item at `pk`/`sk`
 /// (created on first use).
 pub fn add_action(

@@ -1,7 +1,7 @@
 //! API keys for services: made and revoked by admins, shown whole once, stored by digest
 //! (see `vocelio_shared::apikeys` for how every function resolves them).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use vocelio_shared::access::Scope;
 use vocelio_shared::apikeys::{
     Grant, LIVE_PREFIX, LOOKUP_SK, digest, lookup_pk, tenant_key_sk, tenant_keys_pk,
 };
-use vocelio_shared::dynamo::{create_action, from_record, record_item, s, sdk_error};
+use vocelio_shared::dynamo::{create_action, from_record, record_item, s};
 use vocelio_shared::extract::JsonBody;
 use vocelio_shared::ids::TenantId;
 use vocelio_shared::keys::{PK, SK};
@@ -114,29 +114,19 @@ async fn records(
     state: &AppState,
     tenant: &TenantId,
 ) -> ApiResult<Vec<(KeyRecord, vocelio_shared::dynamo::Item)>> {
-    let mut records = Vec::new();
-    let mut start = None;
-    loop {
-        let page = state
-            .db
-            .query()
-            .table_name(state.table())
-            .key_condition_expression("PK = :pk AND begins_with(SK, :key)")
-            .expression_attribute_values(":pk", s(tenant_keys_pk(tenant)))
-            .expression_attribute_values(":key", s("KEY#"))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        for item in page.items.unwrap_or_default() {
-            records.push((from_record::<KeyRecord>(item.clone())?, item));
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(records);
-        }
-    }
+    let query = state
+        .db
+        .query()
+        .table_name(state.table())
+        .key_condition_expression("PK = :pk AND begins_with(SK, :key)")
+        .expression_attribute_values(":pk", s(tenant_keys_pk(tenant)))
+        .expression_attribute_values(":key", s("KEY#"))
+        .consistent_read(true);
+    vocelio_shared::dynamo::query_all(query)
+        .await?
+        .into_iter()
+        .map(|item| Ok((from_record::<KeyRecord>(item.clone())?, item)))
+        .collect()
 }
 
 /// `GET /settings/api-keys` (and `/api-keys`): the organisation's keys, masked (admins).
@@ -304,12 +294,6 @@ pub async fn create(
 
 async fn revoke_record(state: &AppState, tenant: &TenantId, record: &KeyRecord) -> ApiResult<()> {
     let table = state.table();
-    let lookup = Delete::builder()
-        .table_name(table)
-        .key(PK, s(lookup_pk(&record.digest)))
-        .key(SK, s(LOOKUP_SK))
-        .build()
-        .map_err(ApiError::internal)?;
     let mark = Update::builder()
         .table_name(table)
         .key(PK, s(tenant_keys_pk(tenant)))
@@ -321,7 +305,7 @@ async fn revoke_record(state: &AppState, tenant: &TenantId, record: &KeyRecord) 
         .build()
         .map_err(ApiError::internal)?;
     let actions = vec![
-        TransactWriteItem::builder().delete(lookup).build(),
+        vocelio_shared::dynamo::delete_action(table, lookup_pk(&record.digest), LOOKUP_SK, None)?,
         TransactWriteItem::builder().update(mark).build(),
     ];
     if vocelio_shared::dynamo::commit(&state.db, actions)

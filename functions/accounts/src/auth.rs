@@ -564,14 +564,8 @@ pub async fn update_profile(
 /// Moves a user to a new email: the new reservation, the old one's release and the user in
 /// one transaction.
 async fn change_email(state: &AppState, before: &User, after: &User) -> ApiResult<()> {
-    use vocelio_shared::dynamo::{create_action, replace_action, s};
+    use vocelio_shared::dynamo::{create_action, delete_action, replace_action};
     let table = state.table();
-    let release = aws_sdk_dynamodb::types::Delete::builder()
-        .table_name(table)
-        .key(vocelio_shared::keys::PK, s(store::email_pk(&before.email)))
-        .key(vocelio_shared::keys::SK, s("EMAIL"))
-        .build()
-        .map_err(ApiError::internal)?;
     let actions = vec![
         create_action(
             table,
@@ -581,9 +575,7 @@ async fn change_email(state: &AppState, before: &User, after: &User) -> ApiResul
                 &[("user_id", &after.id), ("tenant_id", &after.tenant_id)],
             ),
         )?,
-        aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .delete(release)
-            .build(),
+        delete_action(table, store::email_pk(&before.email), "EMAIL", None)?,
         replace_action(table, store::user_item(after)?, before.version)?,
     ];
     match vocelio_shared::dynamo::commit(&state.db, actions).await? {
@@ -930,30 +922,11 @@ async fn release_expired_invitation(
     if user.status != "invited" || !expired {
         return Ok(());
     }
-    use vocelio_shared::dynamo::{n, s};
-    use vocelio_shared::keys::{PK, SK};
+    use vocelio_shared::dynamo::delete_action as delete;
     let table = state.table();
-    let delete = |pk: String, sk: &str, version: Option<u64>| {
-        let mut d = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(table)
-            .key(PK, s(pk))
-            .key(SK, s(sk));
-        if let Some(version) = version {
-            d = d
-                .condition_expression("version = :seen")
-                .expression_attribute_values(":seen", n(version));
-        }
-        d.build()
-            .map(|d| {
-                aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                    .delete(d)
-                    .build()
-            })
-            .map_err(ApiError::internal)
-    };
     let actions = vec![
-        delete(store::user_pk(&user.id), "USER", Some(user.version))?,
-        delete(store::email_pk(email), "EMAIL", None)?,
+        delete(table, store::user_pk(&user.id), "USER", Some(user.version))?,
+        delete(table, store::email_pk(email), "EMAIL", None)?,
     ];
     vocelio_shared::dynamo::commit(&state.db, actions).await?;
     Ok(())

@@ -522,30 +522,10 @@ pub async fn remove_user(
     own_org(&state, &principal, &org_id).await?;
     let user = store::user_in(&state, &org_id, &user_id).await?;
     let table = state.table();
-    let delete = |pk: String, sk: &str| -> ApiResult<aws_sdk_dynamodb::types::TransactWriteItem> {
-        let d = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(table)
-            .key(PK, s(pk))
-            .key(SK, s(sk))
-            .build()
-            .map_err(ApiError::internal)?;
-        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .delete(d)
-            .build())
-    };
-    let user_delete = aws_sdk_dynamodb::types::Delete::builder()
-        .table_name(table)
-        .key(PK, s(store::user_pk(&user.id)))
-        .key(SK, s("USER"))
-        .condition_expression("version = :seen")
-        .expression_attribute_values(":seen", vocelio_shared::dynamo::n(user.version))
-        .build()
-        .map_err(ApiError::internal)?;
+    use vocelio_shared::dynamo::delete_action;
     let mut actions = vec![
-        aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .delete(user_delete)
-            .build(),
-        delete(store::email_pk(&user.email), "EMAIL")?,
+        delete_action(table, store::user_pk(&user.id), "USER", Some(user.version))?,
+        delete_action(table, store::email_pk(&user.email), "EMAIL", None)?,
     ];
     if user_is_active_admin(&user) {
         actions.push(store::admins_action(table, &org_id, -1)?);

@@ -254,30 +254,20 @@ pub async fn revoke(state: &AppState, session_id: &str, reason: &str) -> ApiResu
 
 /// Every session a user ever started that is still stored, newest first.
 pub async fn of_user(state: &AppState, user_id: &str) -> ApiResult<Vec<Session>> {
-    let mut sessions = Vec::new();
-    let mut start = None;
-    loop {
-        let page = state
-            .db
-            .query()
-            .table_name(state.table())
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", s(store::sessions_gsi(user_id)))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        for item in page.items.unwrap_or_default() {
-            sessions.push(from_record::<Session>(item)?);
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return Ok(sessions);
-        }
-    }
+    let query = state
+        .db
+        .query()
+        .table_name(state.table())
+        .index_name(GSI1)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", GSI1PK)
+        .expression_attribute_values(":pk", s(store::sessions_gsi(user_id)))
+        .scan_index_forward(false);
+    vocelio_shared::dynamo::query_all(query)
+        .await?
+        .into_iter()
+        .map(from_record::<Session>)
+        .collect()
 }
 
 /// Re-stamps a session with the user's new credential version (the session that changed

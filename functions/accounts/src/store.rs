@@ -335,30 +335,19 @@ pub async fn organization(state: &AppState, tenant: &str) -> ApiResult<Option<Or
 
 /// Every user of a tenant (organisations are small: at most their seats plus invitations).
 pub async fn users_of(state: &AppState, tenant: &str) -> ApiResult<Vec<User>> {
-    let mut users = Vec::new();
-    let mut start = None;
-    loop {
-        let page = state
-            .db
-            .query()
-            .table_name(state.table())
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1PK)
-            .expression_attribute_values(":pk", s(users_gsi(tenant)))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        for item in page.items.unwrap_or_default() {
-            users.push(from_record::<User>(item)?);
-        }
-        start = page.last_evaluated_key;
-        if start.is_none() || users.len() > 10_000 {
-            break;
-        }
-    }
-    Ok(users)
+    let query = state
+        .db
+        .query()
+        .table_name(state.table())
+        .index_name(GSI1)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", GSI1PK)
+        .expression_attribute_values(":pk", s(users_gsi(tenant)));
+    vocelio_shared::dynamo::query_all(query)
+        .await?
+        .into_iter()
+        .map(from_record::<User>)
+        .collect()
 }
 
 /// Writes a user read at `user.version - 1` (optimistic lock): 409 when it changed since.
